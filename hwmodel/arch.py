@@ -1,0 +1,140 @@
+"""Processor configuration: a frozen, validated dataclass loaded from a preset name or a YAML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwmodel.errors import ConfigError
+from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
+
+INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
+FLOAT_FIELDS = ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib", "clock_mhz", "tech_nm",
+                "dram_pj_per_bit", "dram_gbps")
+STR_FIELDS = ("sram_cell",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A TTFS log-weight SNN processor. Units are in the field names; ``dram_gbps`` is Gbit/s."""
+
+    name: str
+    pe_rows: int             # PE array rows
+    pe_cols: int             # PE array columns
+    weight_sram_kib: float   # on-chip weight buffer
+    vmem_sram_kib: float     # membrane-potential buffer
+    spike_sram_kib: float    # spike-event buffer (input and output maps of a layer)
+    weight_bits: int         # log weight: sign + (weight_bits - 1) exponent bits
+    time_window: int         # T: time steps per layer window
+    steps_per_octave: int    # k: a spike at step t means theta * 2**(-t/k)
+    accumulator_bits: int    # membrane potential width
+    clock_mhz: float
+    tech_nm: float
+    dram_pj_per_bit: float
+    dram_gbps: float         # off-chip bandwidth in gigabits per second
+    sram_cell: str           # "lstp" (low standby power) or "hp" (high performance) leakage flavour
+
+    @property
+    def pe_count(self) -> int:
+        return self.pe_rows * self.pe_cols
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = INT_FIELDS + FLOAT_FIELDS + STR_FIELDS
+
+
+def _suggest(key: str, choices) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_field(name: str, value: Any, where: str = "arch") -> Any:
+    """Type/range check of one field: malformed values raise ConfigError; zero sizes stay (infeasible)."""
+    if name not in FIELDS:
+        raise ConfigError(f"{where}: unknown field {name!r}{_suggest(name, FIELDS)}")
+    label = f"{where}.{name}"
+    if name in STR_FIELDS:
+        if value not in SRAM_CELLS:
+            raise ConfigError(f"{label}: must be one of {', '.join(SRAM_CELLS)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{label}: must be a number, got {type(value).__name__} {value!r}")
+    if name in INT_FIELDS:
+        if value != int(value):
+            raise ConfigError(f"{label}: must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if not value >= 0:
+        raise ConfigError(f"{label}: must be >= 0, got {value!r}")
+    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and value == 0:
+        raise ConfigError(f"{label}: must be > 0, got {value!r}")
+    if name == "tech_nm" and not TECH_RANGE_NM[0] <= value <= TECH_RANGE_NM[1]:
+        raise ConfigError(f"{label}: the scaling rule covers {TECH_RANGE_NM[0]:g}-{TECH_RANGE_NM[1]:g} nm, "
+                          f"got {value!r}")
+    return value
+
+
+def _from_mapping(data: Any, where: str, base: Arch | None) -> Arch:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of arch fields, got {type(data).__name__}")
+    data = dict(data)
+    name = str(data.pop("name", Path(where).stem))
+    base_name = data.pop("base", None)
+    if base_name is not None:
+        base = load_arch(str(base_name))
+    values = base.to_dict() if base is not None else {}
+    values.pop("name", None)
+    for key, value in data.items():
+        values[key] = check_field(str(key), value, where)
+    missing = [f for f in FIELDS if f not in values]
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)} (or set 'base: paper')")
+    return Arch(name=name, **values)
+
+
+def presets() -> list[str]:
+    folder = resources.files("hwmodel").joinpath("presets")
+    return sorted(p.name[:-5] for p in folder.iterdir()
+                  if p.name.endswith(".yaml") and p.name != "calibration.yaml")
+
+
+def _read_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error{at}: {problem}") from None
+
+
+def load_arch(name_or_path: str | Path) -> Arch:
+    """A preset name (``paper``) or a YAML file. Files inherit unset fields from ``base`` (default paper)."""
+    text = str(name_or_path)
+    if text in presets():
+        where = f"preset {text}"
+        raw = resources.files("hwmodel").joinpath(f"presets/{text}.yaml").read_text()
+        return _from_mapping(_read_yaml(raw, where), where, None) if text == "paper" else \
+            _from_mapping({"name": text, **_read_yaml(raw, where)}, where, load_arch("paper"))
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"arch: {text!r} is neither a preset ({', '.join(presets())}) nor a file"
+                          f"{_suggest(text, presets())}")
+    data = _read_yaml(path.read_text(), str(path))
+    return _from_mapping(data, str(path), load_arch("paper"))
+
+
+def with_fields(arch: Arch, **changes: Any) -> Arch:
+    """A validated copy of ``arch`` with ``changes`` applied."""
+    checked = {key: check_field(key, value) for key, value in changes.items() if key != "name"}
+    if "name" in changes:
+        checked["name"] = str(changes["name"])
+    return dataclasses.replace(arch, **checked)

@@ -1,0 +1,297 @@
+"""Workloads (docs/workload-format.md): layers with shapes and per-inference input spike counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from hwmodel.arch import _read_yaml, _suggest
+from hwmodel.errors import ConfigError
+
+SCHEMA_MAJOR = "snn-workload/1"
+LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool")
+LAYER_KEYS = {"name", "type", "in_shape", "out_channels", "out_features", "kernel", "stride", "padding",
+              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram"}
+TOP_KEYS = {"schema", "name", "input_shape", "first_layer_input", "layers", "default_input_firing", "snn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    name: str
+    type: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    input_spikes: float | None = None
+    input_firing: float | None = None
+    extra: dict = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def in_neurons(self) -> int:
+        return _prod(self.in_shape)
+
+    @property
+    def out_neurons(self) -> int:
+        return _prod(self.out_shape)
+
+    @property
+    def has_weights(self) -> bool:
+        return self.type in ("conv", "linear")
+
+    @property
+    def weights(self) -> int:
+        if self.type == "conv":
+            return self.out_shape[0] * self.in_shape[0] * self.kernel ** 2
+        if self.type == "linear":
+            return self.out_shape[0] * self.in_shape[0]
+        return 0
+
+    @property
+    def macs(self) -> int:
+        """Synapses that connect an input to an output (padding taps excluded): dense SOPs."""
+        if self.type == "linear":
+            return self.in_shape[0] * self.out_shape[0]
+        if self.type == "conv":
+            c, h, w = self.in_shape
+            taps = _taps(h, self.out_shape[1], self.kernel, self.stride, self.padding) * \
+                _taps(w, self.out_shape[2], self.kernel, self.stride, self.padding)
+            return self.out_shape[0] * c * taps
+        return 0
+
+
+def _prod(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def _taps(size: int, out: int, kernel: int, stride: int, padding: int) -> int:
+    """(output, kernel-offset) pairs along one axis whose input index o*stride + k - padding is in the map."""
+    total = 0
+    for k in range(kernel):
+        lo = max(0, -((k - padding) // stride))            # ceil((padding - k) / stride)
+        hi = min(out - 1, (size - 1 + padding - k) // stride)
+        total += max(0, hi - lo + 1)
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    input_shape: tuple[int, ...]
+    first_layer_input: str          # "pixels" or "spikes"
+    layers: tuple[Layer, ...]
+    default_input_firing: float = 1.0
+    meta: dict = dataclasses.field(default_factory=dict, compare=False)
+    source: str = ""
+
+    def input_spikes(self) -> list[float]:
+        """Resolved per-layer input spikes per inference (rules in docs/workload-format.md)."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            if i == 0 and self.first_layer_input == "pixels":
+                out.append(float(layer.in_neurons))
+            elif layer.input_spikes is not None:
+                out.append(float(layer.input_spikes))
+            elif layer.input_firing is not None:
+                out.append(layer.input_firing * layer.in_neurons)
+            else:
+                out.append(self.default_input_firing * layer.in_neurons)
+        return out
+
+    def with_firing(self, firing: float) -> Workload:
+        """All layers at one input firing fraction (measured counts dropped)."""
+        layers = tuple(dataclasses.replace(layer, input_spikes=None, input_firing=None) for layer in self.layers)
+        return dataclasses.replace(self, layers=layers, default_input_firing=float(firing))
+
+
+def _int(value: Any, label: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f"{label}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{label}: must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(value: Any, label: str, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{label}: must be a number, got {value!r}")
+    if not value >= 0 or (maximum is not None and value > maximum):
+        bound = f"between 0 and {maximum:g}" if maximum is not None else ">= 0"
+        raise ConfigError(f"{label}: must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _shape(value: Any, label: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
+        raise ConfigError(f"{label}: must be [C, H, W] or [N], got {value!r}")
+    return tuple(_int(v, label) for v in value)
+
+
+def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | None) -> Layer:
+    label = f"{where}: layers[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a mapping, got {type(raw).__name__}")
+    for key in raw:
+        if key not in LAYER_KEYS:
+            raise ConfigError(f"{label}.{key}: unknown key{_suggest(str(key), LAYER_KEYS)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{label}.name: required string")
+    label = f"{where}: layer {name}"
+    kind = raw.get("type")
+    if kind not in LAYER_TYPES:
+        raise ConfigError(f"{label}.type: must be one of {', '.join(LAYER_TYPES)}, got {kind!r}"
+                          f"{_suggest(str(kind), LAYER_TYPES)}")
+    in_shape = _shape(raw["in_shape"], f"{label}.in_shape") if "in_shape" in raw else prev_out
+    if in_shape is None:
+        raise ConfigError(f"{label}.in_shape: required for the first layer")
+    if kind == "linear" and len(in_shape) == 3:
+        in_shape = (in_shape[0] * in_shape[1] * in_shape[2],)     # implicit flatten
+    if prev_out is not None and _prod(in_shape) != _prod(prev_out):
+        raise ConfigError(f"{label}.in_shape: {list(in_shape)} does not chain with the previous output "
+                          f"{list(prev_out)}")
+    kernel = stride = 1
+    padding = 0
+    if kind == "linear":
+        if len(in_shape) != 1:
+            raise ConfigError(f"{label}.in_shape: a linear layer takes [N], got {list(in_shape)}")
+        out_shape: tuple[int, ...] = (_int(raw.get("out_features"), f"{label}.out_features"),)
+    else:
+        if len(in_shape) != 3:
+            raise ConfigError(f"{label}.in_shape: a {kind} layer takes [C, H, W], got {list(in_shape)}")
+        kernel = _int(raw.get("kernel"), f"{label}.kernel")
+        stride = _int(raw.get("stride", 1 if kind == "conv" else kernel), f"{label}.stride")
+        padding = _int(raw.get("padding", 0), f"{label}.padding", minimum=0)
+        c, h, w = in_shape
+        ho = (h + 2 * padding - kernel) // stride + 1
+        wo = (w + 2 * padding - kernel) // stride + 1
+        if ho < 1 or wo < 1:
+            raise ConfigError(f"{label}.kernel: {kernel} does not fit the {h}x{w} input with padding {padding}")
+        out_c = _int(raw.get("out_channels"), f"{label}.out_channels") if kind == "conv" else c
+        out_shape = (out_c, ho, wo)
+    spikes = firing = None
+    if "input_spikes" in raw and "input_firing" in raw:
+        raise ConfigError(f"{label}: give at most one of input_spikes and input_firing")
+    if "input_spikes" in raw:
+        spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(_prod(in_shape)))
+    if "input_firing" in raw:
+        firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
+    extra = {k: raw[k] for k in ("output_spikes", "spike_time_histogram") if k in raw}
+    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, extra)
+
+
+def parse_workload(data: Any, where: str) -> Workload:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'schema' and 'layers'")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(str(key), TOP_KEYS)}")
+    schema = data.get("schema")
+    if not isinstance(schema, str) or schema.split(".")[0] != SCHEMA_MAJOR:
+        raise ConfigError(f"{where}: schema must be {SCHEMA_MAJOR!r}, got {schema!r}")
+    first = data.get("first_layer_input", "pixels")
+    if first not in ("pixels", "spikes"):
+        raise ConfigError(f"{where}: first_layer_input must be 'pixels' or 'spikes', got {first!r}")
+    raw_layers = data.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise ConfigError(f"{where}: layers must be a non-empty list")
+    layers: list[Layer] = []
+    prev = _shape(data["input_shape"], f"{where}: input_shape") if "input_shape" in data else None
+    for i, raw in enumerate(raw_layers):
+        layer = _parse_layer(raw, where, i, prev)
+        if any(layer.name == other.name for other in layers):
+            raise ConfigError(f"{where}: layer {layer.name}: duplicate name")
+        layers.append(layer)
+        prev = layer.out_shape
+    if not layers[0].has_weights and first == "pixels":
+        raise ConfigError(f"{where}: layer {layers[0].name}: the first layer must be conv or linear for pixels")
+    default = _number(data.get("default_input_firing", 1.0), f"{where}: default_input_firing", maximum=1.0)
+    return Workload(str(data.get("name", Path(where).stem)), layers[0].in_shape, first, tuple(layers),
+                    default, dict(data.get("snn") or {}), where)
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg}") from None
+    return _read_yaml(text, str(path))
+
+
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+BUILTINS = {"vgg16-cifar10": ((3, 32, 32), 10), "vgg16-cifar100": ((3, 32, 32), 100),
+            "vgg16-tiny-imagenet": ((3, 64, 64), 200)}
+
+
+def vgg16(name: str, input_shape: tuple[int, int, int], classes: int) -> dict:
+    """VGG-16 (13 conv 3x3 + 5 max-pools + fc 512-512-classes), the usual CIFAR variant (15.0 M weights)."""
+    layers: list[dict] = []
+    block, index = 1, 1
+    for item in VGG16_CFG:
+        if item == "M":
+            layers.append({"name": f"pool{block}", "type": "maxpool", "kernel": 2})
+            block, index = block + 1, 1
+        else:
+            layers.append({"name": f"conv{block}_{index}", "type": "conv", "out_channels": item,
+                           "kernel": 3, "padding": 1})
+            index += 1
+    layers += [{"name": "fc1", "type": "linear", "out_features": 512},
+               {"name": "fc2", "type": "linear", "out_features": 512},
+               {"name": "fc3", "type": "linear", "out_features": classes}]
+    return {"schema": SCHEMA_MAJOR, "name": name, "input_shape": list(input_shape),
+            "first_layer_input": "pixels", "layers": layers}
+
+
+def load_workload(name_or_path: str | Path) -> Workload:
+    """A built-in name, a YAML/JSON workload file, or a spike-statistics file (same schema)."""
+    text = str(name_or_path)
+    if text in BUILTINS:
+        shape, classes = BUILTINS[text]
+        return parse_workload(vgg16(text, shape, classes), f"workload {text}")
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"workload: {text!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file"
+                          f"{_suggest(text, BUILTINS)}")
+    return parse_workload(_read(path), str(path))
+
+
+def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workload:
+    """Measured activity (input_spikes / input_firing per layer name) from a spike-statistics file."""
+    if isinstance(path_or_dict, dict):
+        data, where = path_or_dict, "spikes"
+    else:
+        path = Path(path_or_dict)
+        if not path.is_file():
+            raise ConfigError(f"spikes: no such file {str(path)!r}")
+        data, where = _read(path), str(path)
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+        raise ConfigError(f"{where}: expected a mapping with a 'layers' list")
+    by_name = {layer.name: layer for layer in workload.layers}
+    updated = dict(by_name)
+    for i, raw in enumerate(data["layers"]):
+        if not isinstance(raw, dict) or "name" not in raw:
+            raise ConfigError(f"{where}: layers[{i}].name: required")
+        name = raw["name"]
+        if name not in by_name:
+            raise ConfigError(f"{where}: layer {name}: not in workload {workload.name}"
+                              f"{_suggest(str(name), by_name)}")
+        layer = by_name[name]
+        label = f"{where}: layer {name}"
+        if "input_spikes" in raw:
+            spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(layer.in_neurons))
+            updated[name] = dataclasses.replace(layer, input_spikes=spikes, input_firing=None)
+        elif "input_firing" in raw:
+            firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
+            updated[name] = dataclasses.replace(layer, input_spikes=None, input_firing=firing)
+    meta = {**workload.meta, **(data.get("snn") or {})}
+    return dataclasses.replace(workload, layers=tuple(updated[layer.name] for layer in workload.layers), meta=meta)
+
