@@ -1,0 +1,140 @@
+"""Export a trained network to the SNN format: integer log-weight codes, integer biases, pow2 thresholds.
+
+The exported network is plain data (tensors and ints), saved with ``torch.save`` and loadable with
+``torch.load(..., weights_only=True)``. ``export_snn`` is lossless for a folded CAT network;
+``convert_relu`` is the naive baseline: a full-precision ReLU network converted after training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dse.errors import UserError
+from dse.models import PIXEL_FRACTION_BITS, VGG, LogLayer, fold_batchnorm
+from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
+
+FORMAT = "dse-snn/1"
+EXACT_BITS = 52  # float64 sums of dyadic values are exact while they fit in 52 bits above the LSB
+
+
+@dataclass
+class SNNNetwork:
+    """A TTFS SNN as the processor holds it. ``ops`` run in order; see docs/cat-snn.md."""
+
+    code: SpikeCode
+    weight_bits: int
+    input_shape: tuple[int, int, int]
+    ops: list[dict] = field(default_factory=list)
+
+    def to_state(self) -> dict:
+        c = self.code
+        return {"format": FORMAT, "time_window": c.time_window, "steps_per_octave": c.steps_per_octave,
+                "rounding": c.rounding, "weight_bits": self.weight_bits, "input_shape": list(self.input_shape),
+                "ops": self.ops}
+
+    @classmethod
+    def from_state(cls, state: dict) -> SNNNetwork:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise UserError(f"not a {FORMAT} network (format={state.get('format') if isinstance(state, dict) else None!r})")
+        code = SpikeCode(state["time_window"], state["steps_per_octave"], state["rounding"])
+        return cls(code, state["weight_bits"], tuple(state["input_shape"]), list(state["ops"]))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.to_state(), tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SNNNetwork:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt, truncated or unsafe pickles all end here
+            raise UserError(f"{path}: not a loadable SNN file ({type(exc).__name__})") from None
+        return cls.from_state(state)
+
+
+def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.Tensor | None, weight_bits: int,
+               input_grid: int) -> dict:
+    scale = weight_scale_exponent(weight)
+    lsb = scale - max_exponent(weight_bits) + input_grid
+    b = torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64)
+    op = {"op": "conv" if isinstance(layer, nn.Conv2d) else "linear",
+          "codes": log_encode(weight, weight_bits, scale), "scale_exp": scale, "lsb": lsb,
+          "bias": torch.round(torch.ldexp(b, torch.tensor(-lsb))).to(torch.int64)}
+    if isinstance(layer, nn.Conv2d):
+        op.update(stride=int(layer.stride[0]), padding=int(layer.padding[0]))
+    # exactness bound: |sum| <= fan_in * 2^(max_exponent + input fraction) LSBs, plus the bias
+    fan_in = weight[0].numel()
+    span = math.log2(fan_in) + max_exponent(weight_bits) + (-input_grid) + 1
+    bias_bits = math.log2(float(op["bias"].abs().max()) + 1)
+    if max(span, bias_bits) + 1 > EXACT_BITS:
+        raise UserError(f"weight_bits={weight_bits} with this time window needs {max(span, bias_bits) + 1:.0f}-bit "
+                        f"sums in layer {len(layer.weight)}-out; exact simulation supports {EXACT_BITS}")
+    return op
+
+
+def _export(model: VGG, thetas: list[int], weight_bits: int) -> SNNNetwork:
+    code = model.code
+    ops: list[dict] = []
+    if model.first_layer == "ttfs":
+        ops.append({"op": "fire", "theta_exp": 0})
+        grid = -code.fraction_bits
+    else:
+        grid = -PIXEL_FRACTION_BITS
+    thetas = iter(thetas)
+    for block in model.blocks:
+        if isinstance(block, nn.ModuleDict):
+            conv = block["conv"].op
+            ops.append(_weight_op(conv, conv.weight, conv.bias, weight_bits, grid))
+            theta = next(thetas)
+            ops.append({"op": "fire", "theta_exp": theta})
+            grid = theta - code.fraction_bits
+        elif isinstance(block, nn.MaxPool2d):
+            ops.append({"op": "maxpool", "kernel": 2})
+        else:
+            ops.append({"op": "avgpool", "kernel": 2})
+            grid -= 2
+    ops.append({"op": "flatten"})
+    fc = model.classifier.op
+    ops.append(_weight_op(fc, fc.weight, fc.bias, weight_bits, grid))
+    return SNNNetwork(code, weight_bits, model.input_shape, ops)
+
+
+def export_snn(model: VGG) -> SNNNetwork:
+    """Lossless export of a folded CAT network: the SNN computes what ``model.double().eval()`` computes."""
+    if model.activation != "cat":
+        raise UserError("export_snn needs a CAT network; use convert_relu for a ReLU network")
+    if not model.folded:
+        raise UserError("fold the batch norms first (dse.models.fold_batchnorm) and fine-tune; export is exact only then")
+    thetas = [b["act"].theta_exponent() for b in model.blocks if isinstance(b, nn.ModuleDict)]
+    return _export(model, thetas, model.weight_bits)
+
+
+@torch.no_grad()
+def convert_relu(relu_model: VGG, calib_images: torch.Tensor, *, percentile: float = 99.9, weight_bits: int = 5,
+                 time_window: int = 8, steps_per_octave: int = 1, rounding: str = "floor") -> SNNNetwork:
+    """Naive conversion: fold BN, log-quantize weights, thresholds at the activation percentile (pow2 ceil).
+
+    ``calib_images`` are float inputs (pixels / 256). Conversion loss is what this loses against the
+    full-precision network; the CAT network avoids it by training on the converted representation.
+    """
+    import copy
+
+    model = fold_batchnorm(copy.deepcopy(relu_model)).eval().float()
+    thetas = []
+    x = calib_images.float()
+    for block in model.blocks:
+        if isinstance(block, nn.ModuleDict):
+            x = block["act"](block["conv"](x, None))
+            level = torch.quantile(x.flatten()[: 2**24].float(), percentile / 100.0).item()
+            thetas.append(math.ceil(math.log2(level)) if level > 0 else 0)
+        else:
+            x = block(x)
+    model.code = SpikeCode(time_window, steps_per_octave, rounding)
+    return _export(model, thetas, weight_bits)

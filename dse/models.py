@@ -1,0 +1,162 @@
+"""VGG-style networks built from CAT activations and log-weight layers (and their ReLU twins).
+
+Inputs are pixels / 256 (dyadic), zero-padded: a zero pixel and "no spike" mean the same thing, so
+padding agrees between the ANN and the SNN. Input normalization is left to the first layer's
+batch norm, which folds into its bias at export.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dse.quant import CATActivation, SpikeCode, max_exponent, quantize_fixed, quantize_log_weights, weight_scale_exponent
+
+PIXEL_FRACTION_BITS = 8  # inputs are uint8 pixels / 256
+
+VGG_CONFIGS: dict[str, list[int | str]] = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "small_vgg": [32, 32, "M", 64, 64, "M", 128, 128, "M", 128, "M"],
+    "tiny_vgg": [16, "M", 32, "M", 64, "M"],
+}
+MODEL_NAMES = tuple(VGG_CONFIGS)
+
+
+class LogLayer(nn.Module):
+    """A conv or linear layer whose weights are log-quantized and whose bias sits on the accumulator grid.
+
+    ``input_grid`` (the exponent of the input's least significant bit) is passed in by the network so
+    that the bias lands exactly on the grid of the integer accumulator: the SNN adds it as an integer.
+    """
+
+    def __init__(self, op: nn.Conv2d | nn.Linear, weight_bits: int | None):
+        super().__init__()
+        self.op = op
+        self.weight_bits = weight_bits
+
+    def accumulator_lsb(self, input_grid: int) -> int:
+        """Exponent of the smallest product: weight scale - max exponent + input grid."""
+        return weight_scale_exponent(self.op.weight) - max_exponent(self.weight_bits) + input_grid
+
+    def forward(self, x: torch.Tensor, input_grid: int | None) -> torch.Tensor:
+        w = quantize_log_weights(self.op.weight, self.weight_bits)
+        b = self.op.bias
+        if b is not None and self.weight_bits is not None and input_grid is not None:
+            b = quantize_fixed(b, -self.accumulator_lsb(input_grid))
+        if isinstance(self.op, nn.Conv2d):
+            return F.conv2d(x, w, b, self.op.stride, self.op.padding)
+        return F.linear(x, w, b)
+
+
+class VGG(nn.Module):
+    """conv(3x3) -> BN -> activation blocks, 2x2 pools, one linear classifier reading the last potential."""
+
+    def __init__(
+        self,
+        config: list[int | str],
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        *,
+        width: float = 1.0,
+        activation: str = "cat",
+        weight_bits: int | None = 5,
+        code: SpikeCode = SpikeCode(),
+        first_layer: str = "pixels",
+        pool: str = "max",
+    ):
+        super().__init__()
+        if activation not in ("cat", "relu"):
+            raise ValueError(f"activation must be 'cat' or 'relu', got {activation!r}")
+        if first_layer not in ("pixels", "ttfs"):
+            raise ValueError(f"first_layer must be 'pixels' or 'ttfs', got {first_layer!r}")
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        self.activation, self.code, self.first_layer, self.pool = activation, code, first_layer, pool
+        self.weight_bits = weight_bits if activation == "cat" else None
+        self.input_shape = (in_channels, input_size, input_size)
+        self.input_code = CATActivation(code) if (activation == "cat" and first_layer == "ttfs") else None
+        if self.input_code is not None:
+            self.input_code.log2_theta.requires_grad_(False)  # pixels / 256 < 1 = theta
+
+        blocks, c, size = [], in_channels, input_size
+        for item in config:
+            if item == "M":
+                if size >= 2:  # small inputs (digits are 8x8) skip pools that would empty the map
+                    blocks.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
+                    size //= 2
+                continue
+            out = max(1, round(int(item) * width))
+            conv = LogLayer(nn.Conv2d(c, out, 3, padding=1, bias=False), self.weight_bits)
+            act = CATActivation(code) if activation == "cat" else nn.ReLU()
+            blocks.append(nn.ModuleDict({"conv": conv, "bn": nn.BatchNorm2d(out), "act": act}))
+            c = out
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = LogLayer(nn.Linear(c * size * size, num_classes), self.weight_bits)
+
+    @property
+    def folded(self) -> bool:
+        return all(isinstance(b["bn"], nn.Identity) for b in self.blocks if isinstance(b, nn.ModuleDict))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cat = self.activation == "cat"
+        if self.input_code is not None:
+            x = self.input_code(x)
+            grid = -self.code.fraction_bits
+        else:
+            grid = -PIXEL_FRACTION_BITS
+        for block in self.blocks:
+            if isinstance(block, nn.ModuleDict):
+                x = block["act"](block["bn"](block["conv"](x, grid if cat else None)))
+                if cat:
+                    grid = block["act"].theta_exponent() - self.code.fraction_bits
+            else:
+                x = block(x)
+                if isinstance(block, nn.AvgPool2d):
+                    grid -= 2  # the mean of four values needs two more fractional bits
+        return self.classifier(torch.flatten(x, 1), grid if cat else None)
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    *,
+    width: float = 1.0,
+    activation: str = "cat",
+    weight_bits: int | None = 5,
+    time_window: int = 8,
+    steps_per_octave: int = 1,
+    rounding: str = "floor",
+    first_layer: str = "pixels",
+    pool: str = "max",
+) -> VGG:
+    if name not in VGG_CONFIGS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    code = SpikeCode(time_window, steps_per_octave, rounding)
+    return VGG(VGG_CONFIGS[name], num_classes, in_channels, input_size, width=width, activation=activation,
+               weight_bits=weight_bits, code=code, first_layer=first_layer, pool=pool)
+
+
+@torch.no_grad()
+def fold_batchnorm(model: VGG) -> VGG:
+    """Fold each batch norm into the conv before it (in place), using the running statistics.
+
+    The folded float weights are then log-quantized by the forward pass, so the network after
+    folding is exactly the one exported; fine-tune it briefly to recover what re-quantization moved.
+    """
+    for block in model.blocks:
+        if not isinstance(block, nn.ModuleDict) or isinstance(block["bn"], nn.Identity):
+            continue
+        conv, bn = block["conv"].op, block["bn"]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        bias = bn.bias - bn.running_mean * scale
+        if conv.bias is not None:
+            bias = bias + conv.bias * scale
+        conv.bias = nn.Parameter(bias)
+        block["bn"] = nn.Identity()
+    return model

@@ -1,0 +1,221 @@
+"""Exact quantizers: the TTFS spike-time code (CAT activation) and logarithmic weights.
+
+Every value these functions produce is dyadic (an integer times a power of two), so sums of
+products are exact in float64 and the ANN computes bit for bit what the SNN computes. See
+docs/cat-snn.md for the argument.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+# Fractional bits of the fixed-point mantissa table used when a level or threshold is not a power
+# of two: k > 1 (levels 2^(-j/k)) and round-to-nearest thresholds (2^(-1/2)). Eight bits keep every
+# table entry within 0.2 % of the ideal value and cost a 2^k-entry ROM in hardware.
+MANTISSA_BITS = 8
+
+
+def _fixed(x: float) -> float:
+    return round(x * 2**MANTISSA_BITS) / 2**MANTISSA_BITS
+
+
+@dataclass(frozen=True)
+class SpikeCode:
+    """TTFS code of one layer: a spike at step t of the window 0..T-1 means theta * 2^(-t/k)."""
+
+    time_window: int = 8
+    steps_per_octave: int = 1
+    rounding: str = "floor"  # "floor": fire when V >= level; "round": threshold halfway (in log) below
+
+    def __post_init__(self) -> None:
+        if self.time_window < 1:
+            raise ValueError(f"time_window must be >= 1, got {self.time_window}")
+        if self.steps_per_octave < 1:
+            raise ValueError(f"steps_per_octave must be >= 1, got {self.steps_per_octave}")
+        if self.rounding not in ("floor", "round"):
+            raise ValueError(f"rounding must be 'floor' or 'round', got {self.rounding!r}")
+
+    def levels(self) -> list[float]:
+        """Decoded value of a spike at t = 0..T-1, for theta = 1 (exact dyadic numbers)."""
+        k = self.steps_per_octave
+        return [2.0 ** -(t // k) * _fixed(2.0 ** -((t % k) / k)) for t in range(self.time_window)]
+
+    def thresholds(self) -> list[float]:
+        """Firing threshold at step t, for theta = 1: the decaying threshold of the fire phase."""
+        if self.rounding == "floor":
+            return self.levels()
+        k = self.steps_per_octave
+        return [2.0 ** -(t // k) * _fixed(2.0 ** -((t % k + 0.5) / k)) for t in range(self.time_window)]
+
+    @property
+    def exact_shift(self) -> bool:
+        """True when every level is a power of two: each synaptic product is a pure shift."""
+        return self.steps_per_octave == 1
+
+    @property
+    def fraction_bits(self) -> int:
+        """Fractional bits below theta that a decoded value needs."""
+        extra = 0 if (self.steps_per_octave == 1 and self.rounding == "floor") else MANTISSA_BITS
+        return (self.time_window - 1) // self.steps_per_octave + extra
+
+
+def spike_times(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -> torch.Tensor:
+    """First step t with v >= theta * threshold[t]; T where the neuron never fires (int64)."""
+    thr = torch.tensor(code.thresholds(), dtype=v.dtype, device=v.device)
+    # thresholds decrease with t: the number strictly above v/theta is the first step that v reaches.
+    # v / theta is exact because theta is a power of two.
+    ratio = v / theta
+    return torch.searchsorted(-thr, -ratio.contiguous()).clamp_(max=code.time_window).to(torch.int64)
+
+
+def decode(times: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode, dtype=torch.float64) -> torch.Tensor:
+    """Value of each spike time (T = no spike = 0)."""
+    table = torch.tensor(code.levels() + [0.0], dtype=dtype, device=times.device)
+    return table[times] * theta
+
+
+def cat_reference(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -> torch.Tensor:
+    """The CAT activation by definition: decode(fire(v)). Slow, exact; the tests' oracle."""
+    return decode(spike_times(v, theta, code), theta, code, dtype=v.dtype)
+
+
+class _CATFloorPow2(torch.autograd.Function):
+    """Fused CAT for k=1, floor: keep only the float exponent bits (exact 2^floor(log2 x)).
+
+    Forward and backward are each a handful of elementwise ops and save one bool mask, which is
+    what keeps the training step within a few percent of ReLU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, time_window: int):
+        theta = torch.exp2(log2_theta)
+        lowest = theta * 2.0 ** -(time_window - 1)
+        clipped = torch.minimum(x, theta)
+        if x.dtype == torch.float32:
+            q = (clipped.view(torch.int32) & 0x7F800000).view(torch.float32)
+        else:
+            mant, exp = torch.frexp(clipped)
+            q = torch.ldexp(torch.full_like(clipped, 0.5), exp)
+        y = torch.where(x >= lowest, q, torch.zeros_like(q))
+        inside = (x > 0) & (x < theta)
+        ctx.save_for_backward(inside, x, y, theta)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        inside, x, y, theta = ctx.saved_tensors
+        grad_x = grad * inside
+        # LSQ-style gradient for theta: d(theta*q(x/theta))/dtheta = (y - x)/theta inside, 1 above.
+        dtheta = torch.where(inside, (y - x) / theta, (x >= theta).to(grad.dtype))
+        grad_log2 = (grad * dtheta).sum() * theta * math.log(2.0)
+        return grad_x, grad_log2.reshape(()), None
+
+
+class CATActivation(torch.nn.Module):
+    """Clip to [0, theta], then quantize to the TTFS levels: exactly what the TTFS neuron decodes.
+
+    theta = 2^round(s) with s learnable: always a power of two, so the exported threshold is the
+    trained one. Straight-through gradient inside (0, theta), zero outside; LSQ-style for s.
+    """
+
+    def __init__(self, code: SpikeCode, log2_theta: float = 0.0):
+        super().__init__()
+        self.code = code
+        self.log2_theta = torch.nn.Parameter(torch.tensor(float(log2_theta)))
+
+    def theta_exponent(self) -> int:
+        return int(torch.round(self.log2_theta.detach()).item())
+
+    def rounded_log2_theta(self) -> torch.Tensor:
+        # straight-through rounding keeps s trainable while theta stays a power of two
+        s = self.log2_theta
+        return s + (torch.round(s) - s).detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.rounded_log2_theta().to(x.dtype)
+        if self.code.exact_shift and self.code.rounding == "floor":
+            return _CATFloorPow2.apply(x, s, self.code.time_window)
+        return _CATGeneric.apply(x, s, self.code)
+
+    def extra_repr(self) -> str:
+        c = self.code
+        return f"T={c.time_window}, k={c.steps_per_octave}, rounding={c.rounding}"
+
+
+class _CATGeneric(torch.autograd.Function):
+    """CAT for any k and rounding through the threshold table (exact comparisons)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, code: SpikeCode):
+        theta = torch.exp2(log2_theta)
+        y = cat_reference(x, theta, code)
+        inside = (x > 0) & (x < theta)
+        ctx.save_for_backward(inside, x, y, theta)
+        return y
+
+    backward = _CATFloorPow2.backward
+
+
+# --- logarithmic weights -------------------------------------------------------------------------
+
+
+def max_exponent(weight_bits: int) -> int:
+    """Largest exponent e of a magnitude 2^-e: codes 1..2^(n-1)-1 mean e = 0..2^(n-1)-2, code 0 = zero."""
+    if weight_bits < 2:
+        raise ValueError(f"weight_bits must be >= 2 (sign + exponent), got {weight_bits}")
+    return 2 ** (weight_bits - 1) - 2
+
+
+def weight_scale_exponent(w: torch.Tensor) -> int:
+    """Per-layer power-of-two scale: the smallest 2^s >= max|w| (0 for an all-zero tensor)."""
+    m = float(w.detach().abs().max()) if w.numel() else 0.0
+    return math.ceil(math.log2(m)) if m > 0 else 0
+
+
+def log_encode(w: torch.Tensor, weight_bits: int, scale_exp: int) -> torch.Tensor:
+    """Signed codes (int16): sign * c, c = 0 for zero, else c - 1 = e with |w| ~ 2^(scale_exp - e).
+
+    Nearest level in the linear domain: 2^E is chosen over 2^(E-1) when the mantissa is >= 0.75.
+    Magnitudes below half the smallest level become zero.
+    """
+    emax = max_exponent(weight_bits)
+    mag = torch.ldexp(w.detach().abs().to(torch.float64), torch.tensor(-scale_exp))
+    mant, exp = torch.frexp(mag)  # mag = mant * 2^exp, mant in [0.5, 1)
+    e = -(exp - 1) - (mant >= 0.75).to(exp.dtype)  # exponent of the nearest power of two, as 2^-e
+    e = e.clamp(min=0)  # magnitudes above the scale (cannot happen with scale >= max|w|)
+    zero = (mag == 0) | (e > emax + 1) | ((e == emax + 1) & (mant < 1.0))
+    # at e == emax + 1 the value is closer to 2^-(emax+1) than to 2^-emax: below half the smallest level
+    code = torch.where(zero, torch.zeros_like(e), (e.clamp(max=emax) + 1))
+    return (torch.sign(w.detach()).to(torch.int16) * code.to(torch.int16)).to(torch.int16)
+
+
+def log_decode(codes: torch.Tensor, scale_exp: int, dtype=torch.float64) -> torch.Tensor:
+    c = codes.to(torch.int64)
+    mag = torch.where(c == 0, torch.zeros_like(c, dtype=dtype), torch.ldexp(torch.ones_like(c, dtype=dtype), scale_exp - (c.abs() - 1)))
+    return torch.sign(c).to(dtype) * mag
+
+
+class _LogWeightSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, weight_bits: int):
+        s = weight_scale_exponent(w)
+        return log_decode(log_encode(w, weight_bits, s), s, dtype=w.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def quantize_log_weights(w: torch.Tensor, weight_bits: int | None) -> torch.Tensor:
+    """Log-quantized weights with a straight-through gradient; identity when weight_bits is None."""
+    return w if weight_bits is None else _LogWeightSTE.apply(w, weight_bits)
+
+
+def quantize_fixed(x: torch.Tensor, frac_bits: int) -> torch.Tensor:
+    """Round to the fixed-point grid 2^-frac_bits (straight-through), exact in float64."""
+    scale = 2.0**frac_bits
+    q = torch.round(x * scale) / scale
+    return x + (q - x).detach()
