@@ -186,9 +186,8 @@ def log_encode(w: torch.Tensor, weight_bits: int, scale_exp: int) -> torch.Tenso
     mant, exp = torch.frexp(mag)  # mag = mant * 2^exp, mant in [0.5, 1)
     e = -(exp - 1) - (mant >= 0.75).to(exp.dtype)  # exponent of the nearest power of two, as 2^-e
     e = e.clamp(min=0)  # magnitudes above the scale (cannot happen with scale >= max|w|)
-    zero = (mag == 0) | (e > emax + 1) | ((e == emax + 1) & (mant < 1.0))
-    # at e == emax + 1 the value is closer to 2^-(emax+1) than to 2^-emax: below half the smallest level
-    code = torch.where(zero, torch.zeros_like(e), (e.clamp(max=emax) + 1))
+    zero = mag < 2.0 ** -(emax + 1)  # nearer to 0 than to the smallest level 2^-emax
+    code = torch.where(zero, torch.zeros_like(e), e.clamp(max=emax) + 1)
     return (torch.sign(w.detach()).to(torch.int16) * code.to(torch.int16)).to(torch.int16)
 
 

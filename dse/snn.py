@@ -188,10 +188,12 @@ def layer_table(net: SNNNetwork) -> list[dict]:
     return layers
 
 
-def spike_statistics(net: SNNNetwork, batches, *, labels: bool = True, device: str = "cpu", meta: dict | None = None) -> dict:
+def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | None = None,
+                     predictions: list | None = None) -> dict:
     """Run the closed-form SNN over ``batches`` ((pixels, labels) pairs) and return the workload document.
 
     Counts are means per image. Pool layers receive the spikes the layer before them emitted.
+    Each batch's predicted classes are appended to ``predictions`` when given.
     """
     layers = layer_table(net)
     weight_idx = [i for i, l in enumerate(layers) if l["type"] in ("conv", "linear")]
@@ -210,7 +212,10 @@ def spike_statistics(net: SNNNetwork, batches, *, labels: bool = True, device: s
         if fire_owner:
             hist += torch.stack(rec.histograms[-len(fire_owner):]).to(torch.float64)
         images += len(pixels)
-        correct += int((logits.argmax(1).cpu() == y).sum())
+        pred = logits.argmax(1).cpu()
+        correct += int((pred == y).sum())
+        if predictions is not None:
+            predictions.append(pred)
     n = max(images, 1)
     for j, i in enumerate(weight_idx):
         layers[i]["input_spikes"] = float(events[j] / n)

@@ -1,0 +1,290 @@
+"""Datasets as in-memory uint8 tensors (N, C, H, W), with batch-wise augmentation.
+
+Readers accept each dataset's standard on-disk layout under a data directory:
+``cifar-10-batches-py/``, ``cifar-100-python/``, ``tiny-imagenet-200/``, or any image folder
+(``<root>/<split>/<class>/*.jpg|png``). ``digits`` (scikit-learn) needs no files. Missing data is
+downloaded from the official address when a network exists; otherwise one clear error says where
+to put which files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tarfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dse.errors import UserError
+
+DATASET_NAMES = ("cifar10", "cifar100", "tiny-imagenet", "digits", "imagefolder")
+
+# official sources: (url, md5, directory the archive unpacks to)
+_SOURCES = {
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
+                "cifar-10-batches-py"),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
+                 "cifar-100-python"),
+    "tiny-imagenet": ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de",
+                      "tiny-imagenet-200"),
+}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("DSE_DATA_DIR", Path(os.environ.get("DSE_CACHE_DIR", Path.home() / ".cache" / "dse")) / "data"))
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8 N, C, H, W
+    labels: torch.Tensor  # int64 N
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train.images.shape[2])
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, *, coarse_labels: bool = False,
+                 download: bool = True) -> Dataset:
+    """Load ``name`` from ``data_dir`` (default ``$DSE_DATA_DIR`` or ``~/.cache/dse/data``)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name == "digits":
+        return _digits()
+    if name == "imagefolder":
+        return _image_folder(root)
+    if name not in _SOURCES:
+        raise UserError(f"dataset: unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    folder = root / _SOURCES[name][2]
+    if not folder.exists():
+        if not download:
+            raise UserError(_missing_message(name, root))
+        _download(name, root)
+    if name == "cifar10":
+        return _cifar(folder, "cifar10", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
+                      b"labels", b"label_names")
+    if name == "cifar100":
+        key = b"coarse_labels" if coarse_labels else b"fine_labels"
+        names = b"coarse_label_names" if coarse_labels else b"fine_label_names"
+        return _cifar(folder, "cifar100", ["train"], "test", "meta", key, names)
+    return _tiny_imagenet(folder)
+
+
+def _missing_message(name: str, root: Path) -> str:
+    url, _, sub = _SOURCES[name]
+    return f"dataset {name!r} not found at {root / sub} and could not be downloaded; put the unpacked {url} there " \
+           f"(or pass --data-dir)"
+
+
+def _download(name: str, root: Path) -> None:
+    url, md5, _ = _SOURCES[name]
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / url.rsplit("/", 1)[1]
+    try:
+        tmp = archive.with_name(archive.name + ".part")
+        with urllib.request.urlopen(url, timeout=20) as response, open(tmp, "wb") as out:
+            digest = hashlib.md5()
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:
+            tmp.unlink()
+            raise UserError(f"dataset {name!r}: download from {url} failed its md5 check")
+        tmp.replace(archive)
+    except OSError:  # no network (URLError is an OSError), refused, timed out
+        raise UserError(_missing_message(name, root)) from None
+    opener = zipfile.ZipFile if archive.suffix == ".zip" else tarfile.open
+    with opener(archive) as f:
+        f.extractall(root, filter="data") if opener is tarfile.open else f.extractall(root)
+
+
+def _unpickle(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"dataset: {path} is missing (not a complete {path.parent.name} directory)")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")  # the official CIFAR format is a pickle
+    except Exception as exc:
+        raise UserError(f"dataset: {path} is not a readable CIFAR batch ({type(exc).__name__})") from None
+
+
+def _cifar(folder: Path, name: str, train_files: list[str], test_file: str, meta_file: str, label_key: bytes,
+           names_key: bytes) -> Dataset:
+    def split(files: list[str]) -> Split:
+        batches = [_unpickle(folder / f) for f in files]
+        try:
+            data = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
+            labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+        except KeyError as exc:
+            raise UserError(f"dataset: {folder} batches lack the key {exc.args[0]!r}") from None
+        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+            raise UserError(f"dataset: {folder} batches are not 32x32x3 images with one label each")
+        return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32)).contiguous(), torch.from_numpy(labels))
+
+    meta = _unpickle(folder / meta_file)
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, []))
+    train, test = split(train_files), split([test_file])
+    if not classes or int(train.labels.max()) >= len(classes):
+        raise UserError(f"dataset: {folder / meta_file} does not name the {int(train.labels.max()) + 1} classes")
+    return Dataset(name, train, test, classes)
+
+
+def _decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
+    from PIL import Image
+
+    arrays = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if size is not None and im.size != (size, size):
+                    im = im.resize((size, size))
+                arrays.append(np.asarray(im, dtype=np.uint8))
+        except OSError:
+            raise UserError(f"dataset: {p} is not a readable image") from None
+    if len({a.shape for a in arrays}) > 1:
+        raise UserError(f"dataset: images under {paths[0].parents[1]} differ in size")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _cached(key: str, build) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded JPEG datasets are cached as .npz under $DSE_CACHE_DIR/decoded (atomic write)."""
+    cache = Path(os.environ.get("DSE_CACHE_DIR", Path.home() / ".cache" / "dse")) / "decoded"
+    path = cache / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".npz")
+    if path.is_file():
+        with np.load(path) as z:
+            return torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
+    x, y = build()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, x=x.numpy(), y=y.numpy())
+    os.replace(tmp, path)
+    return x, y
+
+
+def _fingerprint(folder: Path) -> str:
+    st = folder.stat()
+    return f"{folder.resolve()}:{st.st_mtime_ns}"
+
+
+def _tiny_imagenet(folder: Path) -> Dataset:
+    wnids_file = folder / "wnids.txt"
+    if not wnids_file.is_file():
+        raise UserError(f"dataset: {wnids_file} is missing (not a Tiny-ImageNet-200 layout)")
+    wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
+    index = {w: i for i, w in enumerate(wnids)}
+
+    def train():
+        paths, labels = [], []
+        for w in wnids:
+            found = sorted((folder / "train" / w / "images").glob("*.JPEG"))
+            if not found:
+                raise UserError(f"dataset: no training images under {folder / 'train' / w / 'images'}")
+            paths += found
+            labels += [index[w]] * len(found)
+        return _decode_images(paths, 64), torch.tensor(labels)
+
+    def val():
+        ann = folder / "val" / "val_annotations.txt"
+        if not ann.is_file():
+            raise UserError(f"dataset: {ann} is missing (Tiny-ImageNet validation labels)")
+        paths, labels = [], []
+        for line in ann.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[1] in index:
+                paths.append(folder / "val" / "images" / parts[0])
+                labels.append(index[parts[1]])
+        if not paths:
+            raise UserError(f"dataset: {ann} lists no image of the classes in wnids.txt")
+        return _decode_images(paths, 64), torch.tensor(labels)
+
+    key = _fingerprint(folder)
+    words = {}
+    if (folder / "words.txt").is_file():
+        words = dict(line.split("\t", 1) for line in (folder / "words.txt").read_text().splitlines() if "\t" in line)
+    classes = tuple(words.get(w, w).split(",")[0] for w in wnids)
+    return Dataset("tiny-imagenet", Split(*_cached(key + ":train", train)), Split(*_cached(key + ":val", val)), classes)
+
+
+def _image_folder(root: Path) -> Dataset:
+    """``root/train/<class>/*`` and ``root/test/<class>/*`` (or ``val``), classes sorted by name."""
+    train_dir = root / "train"
+    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        raise UserError(f"dataset: {root} needs train/<class>/ and test/<class>/ (or val/<class>/) folders")
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    if not classes:
+        raise UserError(f"dataset: no class folders under {train_dir}")
+
+    def read(split_dir: Path):
+        paths, labels = [], []
+        for i, c in enumerate(classes):
+            found = sorted(p for p in (split_dir / c).glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            paths += found
+            labels += [i] * len(found)
+        if not paths:
+            raise UserError(f"dataset: no images under {split_dir}/<class>/")
+        return _decode_images(paths), torch.tensor(labels)
+
+    key = _fingerprint(train_dir) + _fingerprint(test_dir)
+    train = Split(*_cached(key + ":train", lambda: read(train_dir)))
+    test = Split(*_cached(key + ":test", lambda: read(test_dir)))
+    return Dataset("imagefolder", train, test, tuple(classes))
+
+
+def _digits() -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1,797 real images): a fixed, seeded 80/20 split."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(d.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 -> 0..255
+    order = np.random.default_rng(0).permutation(len(images))
+    cut = int(0.8 * len(images))
+    x, y = torch.from_numpy(images[order]), torch.from_numpy(d.target[order].astype(np.int64))
+    return Dataset("digits", Split(x[:cut], y[:cut]), Split(x[cut:], y[cut:]), tuple(str(i) for i in range(10)))
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, on a whole uint8 batch at once."""
+    n, c, h, w = batch.shape
+    padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))
+    dev = batch.device
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(dev)
+    rows = (oy + torch.arange(h, device=dev))[:, :, None]  # n, h, 1
+    cols = ox + torch.arange(w, device=dev)  # n, w
+    if flip:
+        flipped = torch.rand(n, generator=generator).to(dev) < 0.5
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
+    idx = torch.arange(n, device=dev)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[idx, rows, cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def batches(split: Split, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None):
+    """Yield (uint8 images, labels) batches."""
+    n = len(split.labels)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        yield split.images[idx], split.labels[idx]

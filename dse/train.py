@@ -1,0 +1,270 @@
+"""Train a CAT (or full-precision ReLU) network, export it to the SNN and measure both.
+
+``train_and_evaluate`` is what ``dse train`` and each search trial run. For a CAT network:
+train with batch norm, fold the batch norms, fine-tune the folded network, then evaluate the
+ANN (in float64, where it is exact) and the exported SNN on the test set. For a ReLU network the
+SNN is the naive conversion (``convert_relu``), so its conversion loss is measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dse.data import DATASET_NAMES, Dataset, augment, batches, load_dataset
+from dse.errors import UserError
+from dse.export import SNNNetwork, convert_relu, export_snn
+from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
+from dse.snn import spike_statistics, write_spike_statistics
+
+CHECKPOINT_FORMAT = "dse-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything that changes the trained network (its hash keys the search's cache)."""
+
+    dataset: str = "cifar10"
+    model: str = "small_vgg"
+    width: float = 1.0
+    activation: str = "cat"  # cat | relu (full-precision baseline, converted naively)
+    weight_bits: int = 5
+    time_window: int = 8
+    steps_per_octave: int = 1
+    rounding: str = "floor"
+    first_layer: str = "pixels"  # pixels | ttfs
+    pool: str = "max"
+    epochs: int = 4
+    finetune_epochs: int = 1  # after folding batch norm (CAT only)
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5.0e-4
+    momentum: float = 0.9
+    schedule: str = "onecycle"  # onecycle | cosine
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    max_train_images: int = 0  # 0 = all
+    max_test_images: int = 0
+    coarse_labels: bool = False  # CIFAR-100 only
+
+    def __post_init__(self) -> None:
+        choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
+                   "rounding": ("floor", "round"), "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
+                   "schedule": ("onecycle", "cosine")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"train.{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        minimum = {"width": 1e-3, "weight_bits": 2, "time_window": 1, "steps_per_octave": 1, "epochs": 0,
+                   "finetune_epochs": 0, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
+                   "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
+            if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
+                raise UserError(f"train.{f.name}: expected {f.type}, got {value!r}")
+            if f.name in minimum and value < minimum[f.name]:
+                raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
+        if self.weight_bits > 8:
+            raise UserError(f"train.weight_bits: at most 8 (sign + 7-bit exponent), got {self.weight_bits}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "train") -> TrainSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UserError(f"{where}.{key}: unknown key{hint}")
+        spec = dict(values)
+        for f in dataclasses.fields(cls):  # YAML writes 0.1 as float but 1 as int: accept ints for floats
+            if f.type == "float" and isinstance(spec.get(f.name), int) and not isinstance(spec[f.name], bool):
+                spec[f.name] = float(spec[f.name])
+        return cls(**spec)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    ann_accuracy: float
+    snn_accuracy: float
+    agreement: float  # fraction of test images where the SNN predicts what the ANN predicts
+    checkpoint: Path
+    snn: Path
+    spike_stats: Path
+    metrics: dict
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_for(spec: TrainSpec, data: Dataset) -> VGG:
+    return build_model(spec.model, data.num_classes, data.in_channels, data.input_size, width=spec.width,
+                       activation=spec.activation, weight_bits=spec.weight_bits, time_window=spec.time_window,
+                       steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
+                       first_layer=spec.first_layer, pool=spec.pool)
+
+
+def _subset(split, limit: int):
+    return split if not limit or limit >= len(split.labels) else type(split)(split.images[:limit], split.labels[:limit])
+
+
+def _run_epochs(model: VGG, data, spec: TrainSpec, epochs: int, lr: float, device, gen, progress: bool, label: str):
+    if epochs == 0:
+        return
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                          nesterov=spec.momentum > 0)
+    steps = epochs * math.ceil(len(data.labels) / spec.batch_size)
+    if spec.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc=label, unit="batch", leave=False)
+    model.train()
+    for _ in range(epochs):
+        for x, y in batches(data, spec.batch_size, shuffle=True, generator=gen):
+            x, y = x.to(device), y.to(device)
+            if spec.augment and x.shape[-1] >= 16:  # crops would erase 8x8 digits
+                x = augment(x, gen, pad=x.shape[-1] // 8)
+            loss = F.cross_entropy(model(x.float() / 2**PIXEL_FRACTION_BITS), y, label_smoothing=spec.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if bar is not None:
+        bar.close()
+
+
+@torch.no_grad()
+def ann_predictions(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor:
+    """Eval-mode predictions; a folded CAT network runs in float64, where it is exact."""
+    import copy
+
+    exact = model.activation == "cat" and model.folded
+    net = copy.deepcopy(model).eval()
+    net = net.double() if exact else net.float()
+    out = []
+    for x, _ in batches(split, batch_size):
+        x = x.to(device).to(torch.float64 if exact else torch.float32) / 2**PIXEL_FRACTION_BITS
+        out.append(net(x).argmax(1).cpu())
+    return torch.cat(out)
+
+
+def evaluate_snn(net: SNNNetwork, split, device, meta: dict, batch_size: int = 500) -> tuple[torch.Tensor, dict]:
+    preds: list[torch.Tensor] = []
+    doc = spike_statistics(net, batches(split, batch_size), device=device, meta=meta, predictions=preds)
+    return torch.cat(preds), doc
+
+
+def _atomic_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: VGG, spec: TrainSpec, path: Path) -> None:
+    state = {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "folded": model.folded,
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None) -> tuple[VGG, TrainSpec, Dataset]:
+    """Load a checkpoint safely (``weights_only=True``); rebuilds the model from its spec."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such checkpoint") from None
+    except Exception as exc:
+        raise UserError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a dse checkpoint (expected format {CHECKPOINT_FORMAT})")
+    spec = TrainSpec.from_dict(state["spec"], where=f"{path}: spec")
+    data = data or load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
+    model = build_for(spec, data)
+    if state["folded"]:
+        fold_batchnorm(model)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError:
+        raise UserError(f"{path}: weights do not match a {spec.model} network for {spec.dataset}") from None
+    return model.eval(), spec, data
+
+
+def snn_of(model: VGG, spec: TrainSpec, data: Dataset) -> SNNNetwork:
+    if spec.activation == "cat":
+        return export_snn(model)
+    calib = _subset(data.train, 2000).images.float() / 2**PIXEL_FRACTION_BITS
+    return convert_relu(model.cpu(), calib, weight_bits=spec.weight_bits, time_window=spec.time_window,
+                        steps_per_octave=spec.steps_per_octave, rounding=spec.rounding)
+
+
+def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str) -> tuple[dict, dict, SNNNetwork]:
+    """ANN and SNN accuracy on the test split, agreement, and the spike statistics document."""
+    test = _subset(data.test, spec.max_test_images)
+    t0 = time.perf_counter()
+    ann = ann_predictions(model, test, device)
+    net = snn_of(model, spec, data)
+    snn, doc = evaluate_snn(net, test, device, {"name": name, "dataset": spec.dataset, "model": spec.model})
+    labels = test.labels
+    metrics = {"ann_accuracy": float((ann == labels).float().mean()), "snn_accuracy": float((snn == labels).float().mean()),
+               "agreement": float((ann == snn).float().mean()), "test_images": len(labels),
+               "eval_seconds": time.perf_counter() - t0}
+    metrics["conversion_loss"] = metrics["ann_accuracy"] - metrics["snn_accuracy"]
+    return metrics, doc, net
+
+
+def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
+                       threads: int | None = None, progress: bool = True) -> TrainResult:
+    """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    data = load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
+    train = _subset(data.train, spec.max_train_images)
+    torch.manual_seed(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    model = build_for(spec, data).to(dev)
+    t0 = time.perf_counter()
+    _run_epochs(model, train, spec, spec.epochs, spec.lr, dev, gen, progress, "train")
+    if spec.activation == "cat":
+        fold_batchnorm(model.eval())
+        _run_epochs(model, train, spec, spec.finetune_epochs, spec.lr * 0.1, dev, gen, progress, "fine-tune folded")
+    model.eval()
+    train_seconds = time.perf_counter() - t0
+    name = f"{spec.model}-{spec.dataset}"
+    metrics, doc, net = measure(model, spec, data, dev, name)
+    metrics.update(spec=spec.to_dict(), train_seconds=train_seconds, train_images=len(train.labels),
+                   device=str(dev), torch=torch.__version__)
+    ckpt, snn_path, stats = out / "checkpoint.pt", out / "snn.pt", out / "spikes.json"
+    save_checkpoint(model.cpu(), spec, ckpt)
+    net.save(snn_path)
+    write_spike_statistics(doc, stats)
+    _atomic_json(metrics, out / "metrics.json")
+    return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics["agreement"], ckpt, snn_path, stats,
+                       metrics)
