@@ -112,8 +112,8 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
                     events = (times == t).to(torch.float64)
                     for transform in transforms:
                         events = transform(events)
-                    if not events.any():
-                        continue
+                    if not events.any() and acc.shape[0] == len(times):
+                        continue  # a silent step adds nothing (the first one still sets the shape)
                     step = _apply_weights(op, events, w_int).to(torch.int64) * levels[t]  # << (fraction_bits - t)
                     acc = acc + step
                     over = (acc < lo) | (acc > hi)

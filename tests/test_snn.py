@@ -1,0 +1,146 @@
+"""The exported SNN computes exactly what the CAT network computes; both simulators agree bit for bit."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dse.errors import UserError
+from dse.export import SNNNetwork, convert_relu, export_snn
+from dse.models import build_model, fold_batchnorm
+from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics
+
+# every option on, against the default: T x k x rounding x first layer x pooling, 2 x 2 x 2 x 2 x 2 (+ T=16)
+CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"), ("max", "avg"))) + [
+    (16, 1, "floor", "pixels", "max"), (16, 1, "round", "ttfs", "avg")]
+
+
+def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, seed=0, size=8):
+    """A tiny CAT network after a few real SGD steps, folded and fine-tuned: non-trivial weights and thetas."""
+    torch.manual_seed(seed)
+    m = build_model("tiny_vgg", 10, 3, size, width=0.5, weight_bits=bits, time_window=T, steps_per_octave=k,
+                    rounding=rounding, first_layer=first, pool=pool)
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (32, 3, size, size), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (32,), generator=g)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    for step in range(5):
+        if step == 3:
+            fold_batchnorm(m.eval())
+        m.train()
+        loss = F.cross_entropy(m(pixels.float() / 256), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval(), pixels
+
+
+@pytest.mark.parametrize("T,k,rounding,first,pool", CASES)
+def test_ann_closed_form_and_events_agree_bit_exactly(T, k, rounding, first, pool) -> None:
+    model, pixels = _trained(T, k, rounding, first, pool)
+    ann = copy.deepcopy(model).double()(pixels.double() / 256)
+    net = export_snn(model)
+    closed, rec_c = simulate_closed_form(net, pixels, keep_times=True)
+    events, rec_e = simulate_events(net, pixels, keep_times=True)
+    assert torch.equal(ann, closed)
+    assert torch.equal(closed, events)
+    assert rec_e.overflows == 0
+    for a, b in zip(rec_c.spike_times, rec_e.spike_times, strict=True):
+        assert torch.equal(a, b)  # every spike at the same step
+    assert rec_c.input_events == rec_e.input_events and rec_c.output_spikes == rec_e.output_spikes
+    assert sum(rec_c.output_spikes) > 0  # the test exercises real spiking
+
+
+def test_each_neuron_fires_at_most_once_and_within_the_window() -> None:
+    model, pixels = _trained(T=8)
+    _, rec = simulate_events(export_snn(model), pixels, keep_times=True)
+    for times in rec.spike_times:
+        assert times.min() >= 0 and times.max() <= 8  # one time per neuron; 8 = silent
+    for hist, n in zip(rec.histograms, rec.output_spikes):
+        assert float(hist.sum()) == n
+
+
+def test_max_pool_forwards_the_earliest_spike() -> None:
+    model, pixels = _trained(T=8, pool="max")
+    net = export_snn(model)
+    _, rec = simulate_events(net, pixels, keep_times=True)
+    times = rec.spike_times[0]  # after conv1, before the first max-pool
+    earliest = -F.max_pool2d(-times.double(), 2)
+    pooled_ops = [i for i, op in enumerate(net.ops) if op["op"] == "maxpool"]
+    assert pooled_ops
+    # decoded values: max of decoded spikes == decoded earliest spike (decode is decreasing in t)
+    from dse.quant import decode
+
+    theta = 2.0 ** net.ops[1]["theta_exp"]
+    assert torch.equal(F.max_pool2d(decode(times, theta, net.code), 2), decode(earliest.long(), theta, net.code))
+
+
+def test_narrow_accumulator_overflows_and_is_reported() -> None:
+    model, pixels = _trained(T=8)
+    net = export_snn(model)
+    exact, _ = simulate_closed_form(net, pixels)
+    narrow, rec = simulate_events(net, pixels, accumulator_bits=8)
+    assert rec.overflows > 0
+    assert not torch.equal(exact, narrow)
+
+
+def test_export_requires_folded_batchnorm() -> None:
+    m = build_model("tiny_vgg", 10, 3, 16)
+    with pytest.raises(UserError, match="fold"):
+        export_snn(m)
+
+
+def test_snn_file_round_trips_with_weights_only(tmp_path) -> None:
+    model, pixels = _trained()
+    net = export_snn(model)
+    net.save(tmp_path / "snn.pt")
+    state = torch.load(tmp_path / "snn.pt", weights_only=True)
+    again = SNNNetwork.from_state(state)
+    assert torch.equal(simulate_closed_form(net, pixels)[0], simulate_closed_form(again, pixels)[0])
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="bad.pt"):
+        SNNNetwork.load(tmp_path / "bad.pt")
+
+
+def test_bn_fold_is_exact_in_float64() -> None:
+    torch.manual_seed(1)
+    m = build_model("tiny_vgg", 10, 3, 16, activation="relu", weight_bits=None)
+    for b in m.modules():
+        if isinstance(b, torch.nn.BatchNorm2d):
+            b.running_mean.uniform_(-1, 1)
+            b.running_var.uniform_(0.5, 2)
+            b.weight.data.uniform_(0.5, 1.5)
+    m = m.double().eval()
+    x = torch.rand(8, 3, 16, 16, dtype=torch.float64)
+    before = m(x)
+    after = fold_batchnorm(m)(x)
+    assert torch.allclose(before, after, rtol=1e-12, atol=1e-12)
+
+
+def test_naive_relu_conversion_runs_and_loses_accuracy_information() -> None:
+    torch.manual_seed(0)
+    m = build_model("tiny_vgg", 10, 3, 16, activation="relu", weight_bits=None).eval()
+    pixels = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    net = convert_relu(m, pixels.float() / 256, weight_bits=5, time_window=8)
+    a, _ = simulate_closed_form(net, pixels)
+    b, _ = simulate_events(net, pixels)
+    assert torch.equal(a, b)  # the converted network is still an exact SNN; only its ANN differs
+
+
+def test_spike_statistics_document_matches_the_schema_and_the_simulator() -> None:
+    model, pixels = _trained(T=8)
+    net = export_snn(model)
+    labels = torch.zeros(len(pixels), dtype=torch.int64)
+    doc = spike_statistics(net, [(pixels[:20], labels[:20]), (pixels[20:], labels[20:])])
+    _, rec = simulate_closed_form(net, pixels)
+    assert doc["schema"] == "snn-workload/1" and doc["snn"]["images"] == len(pixels)
+    convs = [l for l in doc["layers"] if l["type"] == "conv"]
+    assert [l["output_spikes"] * len(pixels) for l in convs] == pytest.approx(rec.output_spikes, rel=1e-12)
+    assert doc["layers"][0]["input_spikes"] == 3 * 8 * 8  # pixel mode: every pixel is an input
+    assert [l["name"] for l in doc["layers"]] == [l["name"] for l in layer_table(net)]
+    shapes = [tuple(l["in_shape"]) for l in doc["layers"]]
+    assert shapes[0] == (3, 8, 8)
