@@ -13,6 +13,7 @@ the ``T`` steps and writes the emitted spike events. Arrays have config axes ``S
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class LayerTable:
     readout: np.ndarray      # last layer: read out as membrane potential
 
 
+@functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
 def layer_table(wl: Workload) -> LayerTable:
     spikes = wl.input_spikes()
     rows = []
@@ -78,8 +80,13 @@ def _quantize(parts: np.ndarray) -> np.ndarray:
     return np.round(parts / quantum) * quantum
 
 
-def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], detail: bool = False) -> dict:
-    """The model. ``f``: arch fields as broadcastable arrays (sram_cell as a boolean ``hp``)."""
+def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exact: bool = False,
+             detail: bool = False) -> dict:
+    """The model. ``f``: arch fields as broadcastable arrays (``sram_cell`` as 1.0 for hp).
+
+    ``exact`` stacks the per-layer x component breakdowns and rounds them for exact sums (the Report);
+    otherwise energy, latency and area are lists of per-component arrays (cheaper for many configs).
+    """
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
     rows, cols, wb, acc = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["accumulator_bits"]
     steps, k, hp = x["time_window"], x["steps_per_octave"], x["sram_cell"] > 0
@@ -139,9 +146,10 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], det
     c_stall = np.maximum(c_memory - c_compute, 0.0)
     c_fire = np.where(w, steps * np.ceil(t.out_neurons / pe_safe), 0.0)
     cycle_s = 1e-6 / x["clock_mhz"]
-    lat = np.stack(np.broadcast_arrays(c_compute * cycle_s, c_stall * cycle_s, c_fire * cycle_s), axis=-1)
-    lat = _quantize(lat)
-    layer_s = lat.sum(axis=-1)
+    lat = [c_compute * cycle_s, c_stall * cycle_s, c_fire * cycle_s]
+    if exact:
+        lat = list(np.moveaxis(_quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
+    layer_s = lat[0] + lat[1] + lat[2]
 
     # --- leakage and area -----------------------------------------------------------------------------
     pe_bits = acc * 2.0 + wb + exp_add_bits                   # datapath bits that leak per PE
@@ -150,8 +158,7 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], det
         + pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * escale
     e_leak = leak_w * layer_s * 1e12                          # pJ
 
-    energy = np.stack(np.broadcast_arrays(e_compute, e_weight, e_vmem, e_spike, e_dram, e_leak), axis=-1)
-    energy = _quantize(energy * 1e-12)
+    energy = [e * 1e-12 for e in (e_compute, e_weight, e_vmem, e_spike, e_dram, e_leak)]
 
     ascale = ert.tech_area_scale(x["tech_nm"][..., 0])
     pe_um2 = acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT) \
@@ -159,7 +166,14 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], det
     areas = [pe[..., 0] * pe_um2[..., 0] * 1e-6 * ascale] + \
         [ert.sram_area_mm2(x[n][..., 0]) * ascale for n in ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib")]
     areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
-    area = _quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
+    sops = sops + np.zeros_like(steps)            # a config axis even when only workload arrays vary
+    shape = np.broadcast_shapes(*(e.shape for e in energy), sops.shape)
+    if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
+        energy = _quantize(np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1))
+        lat = np.stack([np.broadcast_to(v, shape) for v in lat], axis=-1)
+        area = _quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
+    else:
+        area = areas
 
     # --- feasibility ------------------------------------------------------------------------------------
     checks = {
@@ -173,10 +187,9 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], det
         "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.cin * t.in_w
         * np.sqrt(t.k2),
     }
-    feasible = ~np.logical_or.reduce([np.broadcast_to(c, energy.shape[:-2]) for c in checks.values()]
-                                     + [np.broadcast_to(c.any(axis=-1), energy.shape[:-2])
-                                        for c in layer_checks.values()])
-    out = {"energy": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, energy.shape[:-1]),
+    feasible = ~np.logical_or.reduce([np.broadcast_to(c, shape[:-1]) for c in checks.values()]
+                                     + [np.broadcast_to(c.any(axis=-1), shape[:-1]) for c in layer_checks.values()])
+    out = {"energy": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, shape),
            "feasible": feasible}
     if detail:
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
@@ -218,5 +231,5 @@ def _check_array(name: str, value) -> np.ndarray:
 def field_arrays(arch: Arch, changes: dict) -> dict[str, np.ndarray]:
     fields = arch_fields(arch)
     fields.update({name: _check_array(name, value) for name, value in changes.items()})
-    shape = np.broadcast_shapes(*(v.shape for v in fields.values()))
-    return {name: np.broadcast_to(v, shape) for name, v in fields.items()}
+    np.broadcast_shapes(*(v.shape for v in fields.values()))   # fail early on incompatible shapes
+    return fields   # unvaried fields stay 0-d: the model then computes them once, not per config

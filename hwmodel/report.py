@@ -87,7 +87,7 @@ class Report:
 def estimate(arch: Arch, workload: Workload) -> Report:
     """Price one inference of ``workload`` on ``arch`` (the vectorized model at size-1 arrays)."""
     table = layer_table(workload)
-    out = evaluate(arch_fields(arch), table, ert.calibration(), detail=True)
+    out = evaluate(arch_fields(arch), table, ert.calibration(), exact=True, detail=True)
     reasons = [reason for reason, flag in out["checks"].items() if flag]
     for reason, flags in out["layer_checks"].items():
         bad = [name for name, flag in zip(table.names, np.broadcast_to(flags, (len(table.names),))) if flag]
@@ -110,12 +110,12 @@ def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, n
     table = layer_table(workload)
     out = evaluate(field_arrays(arch, field_values), table, ert.calibration())
     feasible = out["feasible"]
+    shape = feasible.shape
     nan = np.where(feasible, 1.0, np.nan)
-    by_component = out["energy"].sum(axis=-2)
-    result = {"feasible": feasible, "energy_j": by_component.sum(axis=-1) * nan,
-              "latency_s": out["latency"].sum(axis=(-2, -1)) * nan, "area_mm2": out["area"].sum(axis=-1) * nan,
-              "sops": out["sops"].sum(axis=-1) * nan}
+    by_component = [np.broadcast_to(e, shape + e.shape[-1:]).sum(axis=-1) * nan for e in out["energy"]]
+    result = {"feasible": feasible, "energy_j": sum(by_component),
+              "latency_s": sum(np.broadcast_to(v, shape + v.shape[-1:]).sum(axis=-1) for v in out["latency"]) * nan,
+              "area_mm2": np.broadcast_to(sum(out["area"]), shape) * nan, "sops": out["sops"].sum(axis=-1) * nan}
     result["pj_per_sop"] = result["energy_j"] / result["sops"] * 1e12
-    for i, name in enumerate(ENERGY_COMPONENTS):
-        result[f"energy_{name}_j"] = by_component[..., i] * nan
+    result.update({f"energy_{name}_j": e for name, e in zip(ENERGY_COMPONENTS, by_component)})
     return result

@@ -228,6 +228,9 @@ def _read(path: Path) -> Any:
 
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# Built-ins carry the calibration's stated activity (docs/hwmodel.md): every spiking layer's inputs fire
+# at 15 %; measured spike files override it per layer.
+BUILTIN_FIRING = 0.15
 BUILTINS = {"vgg16-cifar10": ((3, 32, 32), 10), "vgg16-cifar100": ((3, 32, 32), 100),
             "vgg16-tiny-imagenet": ((3, 64, 64), 200)}
 
@@ -248,7 +251,7 @@ def vgg16(name: str, input_shape: tuple[int, int, int], classes: int) -> dict:
                {"name": "fc2", "type": "linear", "out_features": 512},
                {"name": "fc3", "type": "linear", "out_features": classes}]
     return {"schema": SCHEMA_MAJOR, "name": name, "input_shape": list(input_shape),
-            "first_layer_input": "pixels", "layers": layers}
+            "first_layer_input": "pixels", "default_input_firing": BUILTIN_FIRING, "layers": layers}
 
 
 def load_workload(name_or_path: str | Path) -> Workload:
