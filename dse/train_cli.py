@@ -1,0 +1,123 @@
+"""``dse train`` and ``dse evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from dse.errors import UserError
+
+
+def register(subparsers) -> None:
+    from dse.train import TrainSpec
+
+    p = subparsers.add_parser("train", help="train a CAT (or ReLU) network, export it to the SNN and measure both",
+                              description="Every TrainSpec field is a flag; --config YAML sets them from a file "
+                                          "(flags win).")
+    p.add_argument("--config", type=Path, help="YAML mapping of TrainSpec fields")
+    for f in dataclasses.fields(TrainSpec):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            p.add_argument(flag, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=None,
+                           help=f"(default: {f.default})")
+    p.add_argument("--out", type=Path, default=Path("results/train"), help="output directory")
+    _common(p)
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser("evaluate", help="ANN and SNN accuracy, conversion loss and spike statistics of a checkpoint")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--events", action="store_true", help="also run the event-driven simulator and check it equals the closed form")
+    e.add_argument("--accumulator-bits", type=int, default=48)
+    e.add_argument("--max-test-images", type=int, default=0)
+    e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _common(e)
+    e.set_defaults(func=_evaluate)
+
+
+def _common(p) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' standard layouts live")
+    p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def load_yaml_mapping(path: Path) -> dict:
+    import yaml
+
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of training fields")
+    return values
+
+
+def _train(args) -> int:
+    from dse.train import TrainSpec, train_and_evaluate
+
+    values = load_yaml_mapping(args.config) if args.config else {}
+    where = str(args.config) if args.config else "train"
+    spec = TrainSpec.from_dict(values, where=where)
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSpec) if getattr(args, f.name) is not None}
+    spec = dataclasses.replace(spec, **flags)
+    result = train_and_evaluate(spec, args.out, args.data_dir, args.device, args.threads)
+    m = result.metrics
+    print(f"ANN accuracy {m['ann_accuracy']:.2%}  SNN accuracy {m['snn_accuracy']:.2%}  "
+          f"agreement {m['agreement']:.2%}  conversion loss {m['conversion_loss']:+.2%}")
+    print(f"wrote {result.checkpoint}, {result.snn}, {result.spike_stats}, {args.out / 'metrics.json'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import torch
+
+    from dse.data import batches
+    from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
+    from dse.train import load_checkpoint, measure, resolve_device, snn_of
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, spec, data = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    if args.max_test_images:
+        spec = dataclasses.replace(spec, max_test_images=args.max_test_images)
+    device = resolve_device(args.device)
+    metrics, doc, net = measure(model.to(device), spec, data, device, f"{spec.model}-{spec.dataset}")
+    if args.events:
+        test = data.test if not spec.max_test_images else type(data.test)(
+            data.test.images[:spec.max_test_images], data.test.labels[:spec.max_test_images])
+        equal = overflows = 0
+        for x, _ in batches(test, 250):
+            a, _ = simulate_closed_form(net, x.to(device))
+            b, rec = simulate_events(net, x.to(device), args.accumulator_bits)
+            equal += int((a == b).all(1).sum())
+            overflows += rec.overflows
+        metrics["event_equal_closed_form"] = equal / len(test.labels)
+        metrics["event_overflows"] = overflows
+    if args.spikes_out:
+        write_spike_statistics(doc, args.spikes_out)
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+        return 0
+    print(f"{args.checkpoint}: {spec.model} on {spec.dataset}, {spec.activation}, {spec.weight_bits}-bit log weights, "
+          f"T={spec.time_window}, k={spec.steps_per_octave}, {metrics['test_images']} test images")
+    print(f"  ANN accuracy     {metrics['ann_accuracy']:.2%}")
+    print(f"  SNN accuracy     {metrics['snn_accuracy']:.2%}")
+    print(f"  agreement        {metrics['agreement']:.2%}")
+    print(f"  conversion loss  {metrics['conversion_loss']:+.2%}")
+    if args.events:
+        print(f"  event sim = closed form on {metrics['event_equal_closed_form']:.2%} of images "
+              f"({metrics['event_overflows']} accumulator overflows at {args.accumulator_bits} bits)")
+    print(f"  {'layer':<10} {'type':<8} {'input spikes':>14} {'output spikes':>14}")
+    for layer in doc["layers"]:
+        print(f"  {layer['name']:<10} {layer['type']:<8} {layer.get('input_spikes', 0):>14.1f} "
+              f"{layer.get('output_spikes', float('nan')):>14.1f}")
+    return 0
