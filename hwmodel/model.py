@@ -172,6 +172,7 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
         energy = _quantize(np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1))
         lat = np.stack([np.broadcast_to(v, shape) for v in lat], axis=-1)
         area = _quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
+        sops = _quantize(np.broadcast_to(sops, shape)[..., None])[..., 0]
     else:
         area = areas
 
