@@ -1,0 +1,1 @@
+"""`dse search`: multi-objective design-space exploration (Optuna ask/tell driving Ray tasks)."""

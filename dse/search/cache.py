@@ -1,0 +1,73 @@
+"""Train once, price many: trained networks on disk, keyed by everything that shapes them.
+
+The key hashes the full TrainSpec, the dse version and the source of every module that training
+runs, so a code change never serves a stale network. Entries are written to a private temporary
+directory and renamed into place: when two workers finish the same key at once, the first rename
+wins and the other discards its copy. The cache is shared across studies.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import dse
+from dse.train import TrainResult, TrainSpec, train_and_evaluate
+
+_TRAINING_MODULES = ("data.py", "export.py", "models.py", "quant.py", "snn.py", "train.py")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("DSE_CACHE_DIR", Path.home() / ".cache" / "dse")) / "trained"
+
+
+@functools.cache
+def code_version() -> str:
+    digest = hashlib.sha256(dse.__version__.encode())
+    root = Path(dse.__file__).parent
+    for name in _TRAINING_MODULES:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(spec: TrainSpec) -> str:
+    payload = json.dumps({"spec": spec.to_dict(), "code": code_version()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _result(entry: Path) -> TrainResult:
+    metrics = json.loads((entry / "metrics.json").read_text())
+    return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics["agreement"], entry / "checkpoint.pt",
+                       entry / "snn.pt", entry / "spikes.json", metrics)
+
+
+def lookup(spec: TrainSpec, cache_dir: Path) -> TrainResult | None:
+    entry = cache_dir / cache_key(spec)
+    return _result(entry) if (entry / "metrics.json").is_file() else None
+
+
+def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = "auto",
+                 threads: int | None = None) -> tuple[TrainResult, bool]:
+    """(result, was_cached). Trains into a temporary directory and publishes it atomically."""
+    hit = lookup(spec, cache_dir)
+    if hit is not None:
+        return hit, True
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    try:
+        train_and_evaluate(spec, work, data_dir, device, threads, progress=False)
+        (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "code": code_version()}, indent=1))
+        entry = cache_dir / cache_key(spec)
+        try:
+            os.rename(work, entry)  # atomic; fails if another worker published the same key first
+        except OSError:
+            if not (entry / "metrics.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _result(entry), False

@@ -1,0 +1,107 @@
+"""``dse search``, ``dse pareto``, ``dse status``, ``dse show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    s = subparsers.add_parser("search", help="run (or resume) a design-space exploration study")
+    s.add_argument("space", type=Path, help="search-space YAML (see docs/search.md)")
+    s.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a private local instance)")
+    s.add_argument("--n-trials", type=int, help="total completed trials wanted, earlier runs included")
+    s.add_argument("--timeout", type=float, help="stop submitting trials after this many seconds")
+    s.add_argument("--results-dir", type=Path, default=Path("results"), help="study outputs go to RESULTS_DIR/<study>")
+    s.add_argument("--resume", action="store_true", help="continue the study in the results directory")
+    s.add_argument("--storage", help="Optuna storage URL or journal file (default: SQLite in the study directory)")
+    s.add_argument("--data-dir", help="dataset directory (default: $DSE_DATA_DIR or ~/.cache/dse/data)")
+    s.add_argument("--cache-dir", help="trained-network cache (default: $DSE_CACHE_DIR/trained)")
+    s.add_argument("--no-export", action="store_true", help="do not write the Pareto files at the end")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.set_defaults(func=_search)
+
+    p = subparsers.add_parser("pareto", help="export a study: pareto.csv/json/png/html, trials.csv, hypervolume.png")
+    p.add_argument("results", type=Path, help="a study directory (RESULTS_DIR/<study>)")
+    p.add_argument("--out", type=Path, help="output directory (default: the study directory)")
+    p.add_argument("--storage")
+    p.set_defaults(func=_pareto)
+
+    st = subparsers.add_parser("status", help="summarize a running or finished study")
+    st.add_argument("results", type=Path)
+    st.add_argument("--storage")
+    st.set_defaults(func=_status)
+
+    sh = subparsers.add_parser("show", help="one trial's full config and metrics, to reproduce it")
+    sh.add_argument("results", type=Path)
+    sh.add_argument("trial", type=int)
+    sh.add_argument("--storage")
+    sh.set_defaults(func=_show)
+
+
+def _search(args) -> int:
+    from dse.search.driver import RunOptions, run_search, study_dir
+    from dse.search.export import export_study, front
+    from dse.search.space import load_space
+
+    space = load_space(args.space)
+    opts = RunOptions(results_dir=args.results_dir, address=args.address, n_trials=args.n_trials, timeout=args.timeout,
+                      resume=args.resume, storage=args.storage, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                      progress=not args.quiet)
+    study = run_search(space, opts)
+    directory = study_dir(space, args.results_dir)
+    if not args.no_export:
+        export_study(space, study, directory)
+    print(f"{len(front(study))} Pareto-optimal trials; results in {directory}")
+    return 0
+
+
+def _pareto(args) -> int:
+    from dse.search.driver import load_results
+    from dse.search.export import export_study
+
+    space, study = load_results(args.results, args.storage)
+    files = export_study(space, study, args.out or args.results)
+    print("wrote " + ", ".join(str(f) for f in files.values()))
+    return 0
+
+
+def _status(args) -> int:
+    import optuna
+
+    from dse.search.driver import load_results
+    from dse.search.export import front, hypervolume_history
+    from dse.search.space import OBJECTIVES
+
+    space, study = load_results(args.results, args.storage)
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    cached = sum(bool(t.user_attrs.get("cached")) for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    print(f"study {space.study}: {len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+          + f" ({cached} priced from cached networks); target {space.n_trials}")
+    history = hypervolume_history(space, study)
+    best = front(study)
+    print(f"Pareto front: {len(best)} trials; hypervolume {history[-1][1] if history else 0.0:.4f}")
+    header = ["trial"] + [f"{o} ({OBJECTIVES[o][1]})" for o in space.objectives] + [p.name for p in space.params]
+    print("  ".join(f"{h:>14}" for h in header))
+    for t in best:
+        cells = [t.number, *(f"{v:.4g}" for v in t.values), *(t.params.get(p.name) for p in space.params)]
+        print("  ".join(f"{str(c):>14}" for c in cells))
+    return 0
+
+
+def _show(args) -> int:
+    from dse.errors import UserError
+    from dse.search.driver import load_results
+    from dse.search.export import feasible
+
+    space, study = load_results(args.results, args.storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if args.trial not in trials:
+        raise UserError(f"trial {args.trial}: not in study {space.study!r} (trials 0..{max(trials, default=-1)})")
+    t = trials[args.trial]
+    doc = {"trial": t.number, "state": t.state.name, "params": t.params,
+           "values": dict(zip(space.objectives, t.values)) if t.values else None,
+           "feasible": feasible(t) if t.values else None, **t.user_attrs}
+    print(json.dumps(doc, indent=1, default=str))
+    return 0

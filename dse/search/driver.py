@@ -1,0 +1,273 @@
+"""The driver: owns the Optuna study (ask/tell) and runs trials as Ray tasks.
+
+Only the driver writes to the study storage. A trial that raises is told FAIL with its error and
+the study goes on; a worker that dies is retried by Ray (``max_retries``); trials left RUNNING by a
+killed driver are failed and re-queued with the same parameters on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+
+from dse.errors import UserError
+from dse.search.cache import default_cache_dir
+from dse.search.space import Param, SearchSpace, load_space
+from dse.search.trial import finite, run_trial
+
+SPACE_FILE = "space.yaml"
+RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results_dir: Path = Path("results")
+    address: str | None = None
+    n_trials: int | None = None  # total COMPLETE trials wanted, counting earlier runs of the study
+    timeout: float | None = None
+    resume: bool = False
+    storage: str | None = None
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    progress: bool = True
+
+
+def study_dir(space: SearchSpace, results_dir: Path) -> Path:
+    return Path(results_dir) / space.study
+
+
+def storage_for(url: str | None, directory: Path):
+    """An Optuna storage: a URL (sqlite://, postgresql://, ...), a journal file path, or SQLite in ``directory``."""
+    if url is None:
+        return f"sqlite:///{(directory / 'study.db').resolve()}"
+    if "://" in url:
+        return url
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(url).expanduser())))
+
+
+def make_sampler(space: SearchSpace, n_trials: int) -> optuna.samplers.BaseSampler:
+    """``auto``: TPE under 250 trials (better than NSGA-II's generations at small budgets), NSGA-II above."""
+    name, seed = space.sampler, space.seed
+    if name == "auto":
+        name = "tpe" if n_trials < 250 else "nsga2"
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, min(50, n_trials // 5)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.GridSampler({p.name: p.grid() for p in space.params}, seed=seed)
+
+
+def suggest(trial: optuna.Trial, p: Param):
+    if p.kind == "categorical":
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if p.kind == "int":
+        return trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
+def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> None:
+    saved = directory / SPACE_FILE
+    if not saved.is_file():
+        if any(directory.glob("*")) and not resume:
+            raise UserError(f"{directory}: exists and is not a dse study directory; choose another --results-dir")
+        return
+    try:
+        previous = yaml.safe_load(saved.read_text()) or {}
+    except yaml.YAMLError:
+        raise UserError(f"{saved}: unreadable; this directory does not hold a study dse can resume") from None
+    if previous.get("study") != space.study:
+        raise UserError(f"{directory}: belongs to study {previous.get('study')!r}, not {space.study!r}")
+    same = all(previous.get(k) == space.source.get(k) for k in ("space", "objectives", "workloads", "arch"))
+    if not resume:
+        raise UserError(f"{directory}: study {space.study!r} already has results; pass --resume to continue it")
+    if not same:
+        raise UserError(f"{directory}: study {space.study!r} was run with a different space, objectives, workloads "
+                        "or arch; use a new study name")
+
+
+def _write_space(space: SearchSpace, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (SPACE_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(space.source, sort_keys=False))
+    os.replace(tmp, directory / SPACE_FILE)
+
+
+def open_study(space: SearchSpace, opts: RunOptions, create: bool) -> optuna.Study:
+    directory = study_dir(space, opts.results_dir)
+    storage = storage_for(opts.storage or space.storage, directory)
+    n = opts.n_trials or space.n_trials
+    if create:
+        return optuna.create_study(study_name=space.study, storage=storage, sampler=make_sampler(space, n),
+                                   directions=space.directions, load_if_exists=True)
+    try:
+        return optuna.load_study(study_name=space.study, storage=storage, sampler=make_sampler(space, n))
+    except KeyError:
+        raise UserError(f"{directory}: no study named {space.study!r} in its storage") from None
+
+
+def _init_ray(address: str | None):
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return ray
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"--address {address}: cannot join the Ray cluster ({exc})") from None
+    else:  # a private local instance: loopback only, no dashboard
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1", object_store_memory=128 << 20)
+    return ray
+
+
+def _remote(ray):
+    @ray.remote(max_retries=2)  # worker or node death: retried; an exception in the trial: not retried
+    def trial_task(space, params, cache_dir, data_dir, threads):
+        return run_trial(space, params, cache_dir, data_dir, threads)
+
+    return trial_task
+
+
+def requeue_stale(study: optuna.Study) -> int:
+    """Fail trials a killed driver left RUNNING and enqueue their parameters again."""
+    stale = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
+    for t in stale:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=False)
+    return len(stale)
+
+
+def constraints_of(space: SearchSpace, outcome: dict) -> dict[str, float]:
+    cons = {"feasible_processor": 0.0 if outcome["feasible"] else 1.0}
+    for c in space.constraints:
+        cons[f"{c.metric} {c.op} {c.value:g}"] = c.violation(outcome["values"][c.metric])
+    return cons
+
+
+def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, outcome: dict) -> None:
+    values = outcome["values"]
+    if not finite(values, space.objectives):
+        _fail(study, trial, f"non-finite objective values {values}")
+        return
+    for key, value in constraints_of(space, outcome).items():
+        trial.set_constraint(key, value)
+    for key in ("per_workload", "arch", "cached", "seconds", "reasons"):
+        trial.set_user_attr(key, outcome[key])
+    study.tell(trial, [values[o] for o in space.objectives])
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> None:
+    trial.set_user_attr("error", error[-2000:])
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _error_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = f"{type(cause).__name__}: {cause}".strip()
+    return text.splitlines()[0] if "\n" in text and len(text) > 300 else text
+
+
+class Progress:
+    def __init__(self, enabled: bool, target: int):
+        self.enabled, self.target, self.start = enabled, target, time.monotonic()
+        self.done = self.failed = self.cached = 0
+        self.tty = enabled and sys.stderr.isatty()
+
+    def show(self, running: int, pareto: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
+                f"cached {self.cached}  pareto {pareto}  {int(elapsed // 60):02d}:{int(elapsed % 60):02d}")
+        end = "\n" if final or not self.tty else ""
+        print(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else ""), end=end, file=sys.stderr, flush=True)
+
+
+def _pareto_size(study: optuna.Study) -> int:
+    try:
+        return len(study.best_trials)
+    except ValueError:
+        return 0
+
+
+def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
+    directory = study_dir(space, opts.results_dir)
+    _check_results_dir(space, directory, opts.resume)
+    try:
+        _write_space(space, directory)
+    except OSError as exc:
+        raise UserError(f"{directory}: cannot write results ({exc.strerror})") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(space, opts, create=True)
+    study.set_user_attr("space", space.source)
+    if opts.resume:
+        requeue_stale(study)
+    target = opts.n_trials or space.n_trials
+    timeout = opts.timeout or space.timeout
+    ray = _init_ray(opts.address)
+    task = _remote(ray)
+    cache_dir = str(opts.cache_dir or default_cache_dir())
+    threads = max(1, int(space.cpus_per_trial))
+    capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
+    complete = lambda: len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
+    progress = Progress(opts.progress, target)
+    progress.done = complete()
+    inflight: dict = {}  # ObjectRef -> optuna.Trial
+    start = time.monotonic()
+    while True:
+        timed_out = timeout is not None and time.monotonic() - start > timeout
+        while not timed_out and len(inflight) < capacity and progress.done + len(inflight) < target:
+            trial = study.ask()
+            params = {p.name: suggest(trial, p) for p in space.params}
+            ref = task.options(num_cpus=space.cpus_per_trial, num_gpus=space.gpus_per_trial).remote(
+                space, params, cache_dir, opts.data_dir, threads)
+            inflight[ref] = trial
+        if not inflight:
+            break
+        progress.show(len(inflight), _pareto_size(study))
+        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=RESULT_WAIT_S)
+        for ref in ready:
+            trial = inflight.pop(ref)
+            try:
+                outcome = ray.get(ref, timeout=60)
+            except Exception as exc:  # the trial raised, or its worker died past its retries
+                _fail(study, trial, _error_line(exc))
+                progress.failed += 1
+                continue
+            tell_outcome(study, space, trial, outcome)
+            if study.trials[trial.number].state == optuna.trial.TrialState.COMPLETE:
+                progress.done += 1
+                progress.cached += bool(outcome["cached"])
+            else:
+                progress.failed += 1
+    progress.show(0, _pareto_size(study), final=True)
+    return study
+
+
+def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace, optuna.Study]:
+    """The space and study of a results directory (``results/<study>``)."""
+    saved = Path(results) / SPACE_FILE
+    if not saved.is_file():
+        raise UserError(f"{results}: not a dse study directory (no {SPACE_FILE})")
+    space = load_space(saved)
+    opts = RunOptions(results_dir=Path(results).parent, storage=storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return space, open_study(space, opts, create=False)
+

@@ -1,0 +1,76 @@
+"""One trial: train (or reuse) each workload's network, then price the processor with hwmodel.
+
+This runs inside a Ray task, so it lives in the installed package and takes only plain data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import hwmodel
+from dse.search.cache import train_cached
+from dse.search.space import OBJECTIVES, SHARED_FIELDS, SearchSpace
+from dse.train import TrainSpec
+
+
+def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:
+    """(training fields, processor fields); weight bits, T and k go to both."""
+    train = {k: v for k, v in params.items() if k in {p.name for p in space.params if p.target == "train"}}
+    arch = {k: v for k, v in params.items() if k not in train or k in SHARED_FIELDS}
+    return train, arch
+
+
+def price(arch: hwmodel.Arch, workload: hwmodel.Workload) -> dict:
+    report = hwmodel.estimate(arch, workload)
+    return {"energy": report.energy_j * OBJECTIVES["energy"][2], "latency": report.latency_s * OBJECTIVES["latency"][2],
+            "area": report.area_mm2, "feasible": bool(report.feasible), "reasons": list(report.reasons),
+            "sops": float(report.sops)}
+
+
+def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | None = None,
+              threads: int | None = None, device: str = "auto") -> dict:
+    """Per-workload metrics and their aggregate, in display units (accuracy %, energy uJ, latency ms, area mm2)."""
+    t0 = time.perf_counter()
+    train_params, arch_params = split_params(space, params)
+    arch = hwmodel.with_fields(hwmodel.load_arch(space.arch), **arch_params)
+    per: dict[str, dict] = {}
+    for w in space.workloads:
+        if w.trains:
+            spec = TrainSpec.from_dict({**w.train, **train_params}, where=f"workload {w.name}")
+            shaped = hwmodel.with_fields(arch, weight_bits=spec.weight_bits, time_window=spec.time_window,
+                                         steps_per_octave=spec.steps_per_octave)
+            result, cached = train_cached(spec, Path(cache_dir), data_dir, device, threads)
+            metrics = price(shaped, hwmodel.load_workload(result.spike_stats))
+            metrics.update(accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
+                           agreement=result.agreement, cached=cached,
+                           train_seconds=0.0 if cached else result.metrics.get("train_seconds", 0.0))
+        else:
+            metrics = price(arch, hwmodel.load_workload(w.hwmodel_workload))
+            metrics["cached"] = True
+        per[w.name] = metrics
+    values = aggregate(space, per)
+    return {"values": values, "per_workload": per, "feasible": all(m["feasible"] for m in per.values()),
+            "reasons": sorted({r for m in per.values() for r in m["reasons"]}),
+            "cached": all(m["cached"] for m in per.values()), "seconds": time.perf_counter() - t0,
+            "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}}
+
+
+def aggregate(space: SearchSpace, per: dict[str, dict]) -> dict[str, float]:
+    out = {}
+    for name in OBJECTIVES:
+        xs = [m[name] for m in per.values() if name in m]
+        if not xs:
+            continue
+        if space.aggregate == "sum" and name != "accuracy" and name != "area":
+            out[name] = float(sum(xs))
+        elif space.aggregate == "worst":
+            out[name] = float(min(xs) if name == "accuracy" else max(xs))
+        else:
+            out[name] = float(sum(xs) / len(xs))
+    return out
+
+
+def finite(values: dict[str, float], objectives) -> bool:
+    return all(name in values and math.isfinite(values[name]) for name in objectives)
