@@ -133,7 +133,9 @@ def _shape(value: Any, label: str) -> tuple[int, ...]:
     return tuple(_int(v, label) for v in value)
 
 
-def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | None) -> Layer:
+def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | None, fold: int = 1) -> Layer:
+    """``fold``: spikes per input neuron at most (> 1 after an average-pool, whose inputs' spikes all
+    arrive at the next layer, each shifted by the pool size)."""
     label = f"{where}: layers[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: expected a mapping, got {type(raw).__name__}")
@@ -179,7 +181,7 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     if "input_spikes" in raw and "input_firing" in raw:
         raise ConfigError(f"{label}: give at most one of input_spikes and input_firing")
     if "input_spikes" in raw:
-        spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(_prod(in_shape)))
+        spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(_prod(in_shape) * fold))
     if "input_firing" in raw:
         firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
     extra = {k: raw[k] for k in ("output_spikes", "spike_time_histogram") if k in raw}
@@ -203,8 +205,10 @@ def parse_workload(data: Any, where: str) -> Workload:
         raise ConfigError(f"{where}: layers must be a non-empty list")
     layers: list[Layer] = []
     prev = _shape(data["input_shape"], f"{where}: input_shape") if "input_shape" in data else None
+    fold = 1
     for i, raw in enumerate(raw_layers):
-        layer = _parse_layer(raw, where, i, prev)
+        layer = _parse_layer(raw, where, i, prev, fold)
+        fold = fold * layer.kernel ** 2 if layer.type == "avgpool" else 1
         if any(layer.name == other.name for other in layers):
             raise ConfigError(f"{where}: layer {layer.name}: duplicate name")
         layers.append(layer)
@@ -280,6 +284,10 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         raise ConfigError(f"{where}: expected a mapping with a 'layers' list")
     by_name = {layer.name: layer for layer in workload.layers}
     updated = dict(by_name)
+    folds, fold = {}, 1
+    for layer in workload.layers:
+        folds[layer.name] = fold
+        fold = fold * layer.kernel ** 2 if layer.type == "avgpool" else 1
     for i, raw in enumerate(data["layers"]):
         if not isinstance(raw, dict) or "name" not in raw:
             raise ConfigError(f"{where}: layers[{i}].name: required")
@@ -290,7 +298,7 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         layer = by_name[name]
         label = f"{where}: layer {name}"
         if "input_spikes" in raw:
-            spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(layer.in_neurons))
+            spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(layer.in_neurons * folds[name]))
             updated[name] = dataclasses.replace(layer, input_spikes=spikes, input_firing=None)
         elif "input_firing" in raw:
             firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)

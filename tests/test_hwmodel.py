@@ -271,3 +271,18 @@ def test_import_loads_no_heavy_packages():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_average_pool_folds_spikes_into_the_next_layer():
+    # As dse writes it: the conv after an average-pool receives every pre-pool spike (shifted by the pool),
+    # so its input_spikes may exceed its own input neurons, up to kernel^2 times (here 4 x 2x2x2 = 32).
+    layers = [{"name": "c1", "type": "conv", "in_shape": [1, 4, 4], "out_channels": 2, "kernel": 3, "padding": 1,
+               "input_spikes": 16},
+              {"name": "a1", "type": "avgpool", "kernel": 2, "input_spikes": 30},
+              {"name": "c2", "type": "conv", "out_channels": 2, "kernel": 1, "input_spikes": 30}]
+    wl = workload(*layers)
+    assert hwmodel.estimate(PAPER, wl).layer_sops["c2"] == 30 * 2   # 1x1 conv: fan-out 2 per spike
+    with pytest.raises(hwmodel.ConfigError, match=r"layer c2.input_spikes: must be between 0 and 32"):
+        workload(*layers[:2], layers[2] | {"input_spikes": 33})
+    with pytest.raises(hwmodel.ConfigError, match=r"layer c2.input_spikes: must be between 0 and 32"):
+        hwmodel.overlay_spikes(wl, {"layers": [{"name": "c2", "input_spikes": 40}]})
