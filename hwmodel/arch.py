@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hwmodel.errors import ConfigError
+from hwmodel.errors import ConfigError, did_you_mean
 from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
 
 INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
@@ -50,15 +49,10 @@ class Arch:
 FIELDS = INT_FIELDS + FLOAT_FIELDS + STR_FIELDS
 
 
-def _suggest(key: str, choices) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_field(name: str, value: Any, where: str = "arch") -> Any:
     """Type/range check of one field: malformed values raise ConfigError; zero sizes stay (infeasible)."""
     if name not in FIELDS:
-        raise ConfigError(f"{where}: unknown field {name!r}{_suggest(name, FIELDS)}")
+        raise ConfigError(f"{where}: unknown field {name!r}{did_you_mean(name, FIELDS)}")
     label = f"{where}.{name}"
     if name in STR_FIELDS:
         if value not in SRAM_CELLS:
@@ -106,7 +100,7 @@ def presets() -> list[str]:
                   if p.name.endswith(".yaml") and p.name != "calibration.yaml")
 
 
-def _read_yaml(text: str, where: str) -> Any:
+def read_yaml(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -122,13 +116,13 @@ def load_arch(name_or_path: str | Path) -> Arch:
     if text in presets():
         where = f"preset {text}"
         raw = resources.files("hwmodel").joinpath(f"presets/{text}.yaml").read_text()
-        return _from_mapping(_read_yaml(raw, where), where, None) if text == "paper" else \
-            _from_mapping({"name": text, **_read_yaml(raw, where)}, where, load_arch("paper"))
+        return _from_mapping(read_yaml(raw, where), where, None) if text == "paper" else \
+            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"))
     path = Path(text)
     if not path.is_file():
         raise ConfigError(f"arch: {text!r} is neither a preset ({', '.join(presets())}) nor a file"
-                          f"{_suggest(text, presets())}")
-    data = _read_yaml(path.read_text(), str(path))
+                          f"{did_you_mean(text, presets())}")
+    data = read_yaml(path.read_text(), str(path))
     return _from_mapping(data, str(path), load_arch("paper"))
 
 

@@ -7,3 +7,11 @@ class ConfigError(ValueError):
     The message names the offending field (``arch.pe_rows: must be >= 1, got 0``) and is
     printed as-is by the command line, which then exits with status 2.
     """
+
+
+def did_you_mean(key: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -18,8 +18,8 @@ import functools
 import numpy as np
 
 from hwmodel import ert
-from hwmodel.arch import FIELDS, INT_FIELDS, STR_FIELDS, Arch, _suggest
-from hwmodel.errors import ConfigError
+from hwmodel.arch import FIELDS, INT_FIELDS, STR_FIELDS, Arch
+from hwmodel.errors import ConfigError, did_you_mean
 from hwmodel.workload import Workload
 
 ENERGY_COMPONENTS = ("compute", "weight_sram", "vmem_sram", "spike_sram", "dram", "leakage")
@@ -207,7 +207,7 @@ def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
 
 def _check_array(name: str, value) -> np.ndarray:
     if name not in FIELDS:
-        raise ConfigError(f"estimate_many: unknown field {name!r}{_suggest(name, FIELDS)}")
+        raise ConfigError(f"estimate_many: unknown field {name!r}{did_you_mean(name, FIELDS)}")
     arr = np.asarray(value)
     if name in STR_FIELDS:
         bad = ~np.isin(arr, ert.SRAM_CELLS)

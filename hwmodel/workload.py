@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hwmodel.arch import _read_yaml, _suggest
-from hwmodel.errors import ConfigError
+from hwmodel.arch import read_yaml
+from hwmodel.errors import ConfigError, did_you_mean
 
 SCHEMA_MAJOR = "snn-workload/1"
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool")
@@ -141,7 +141,7 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
         raise ConfigError(f"{label}: expected a mapping, got {type(raw).__name__}")
     for key in raw:
         if key not in LAYER_KEYS:
-            raise ConfigError(f"{label}.{key}: unknown key{_suggest(str(key), LAYER_KEYS)}")
+            raise ConfigError(f"{label}.{key}: unknown key{did_you_mean(str(key), LAYER_KEYS)}")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{label}.name: required string")
@@ -149,7 +149,7 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     kind = raw.get("type")
     if kind not in LAYER_TYPES:
         raise ConfigError(f"{label}.type: must be one of {', '.join(LAYER_TYPES)}, got {kind!r}"
-                          f"{_suggest(str(kind), LAYER_TYPES)}")
+                          f"{did_you_mean(str(kind), LAYER_TYPES)}")
     in_shape = _shape(raw["in_shape"], f"{label}.in_shape") if "in_shape" in raw else prev_out
     if in_shape is None:
         raise ConfigError(f"{label}.in_shape: required for the first layer")
@@ -193,7 +193,7 @@ def parse_workload(data: Any, where: str) -> Workload:
         raise ConfigError(f"{where}: expected a mapping with 'schema' and 'layers'")
     for key in data:
         if key not in TOP_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(str(key), TOP_KEYS)}")
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(str(key), TOP_KEYS)}")
     schema = data.get("schema")
     if not isinstance(schema, str) or schema.split(".")[0] != SCHEMA_MAJOR:
         raise ConfigError(f"{where}: schema must be {SCHEMA_MAJOR!r}, got {schema!r}")
@@ -228,7 +228,7 @@ def _read(path: Path) -> Any:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: "
                               f"{exc.msg}") from None
-    return _read_yaml(text, str(path))
+    return read_yaml(text, str(path))
 
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -267,7 +267,7 @@ def load_workload(name_or_path: str | Path) -> Workload:
     path = Path(text)
     if not path.is_file():
         raise ConfigError(f"workload: {text!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file"
-                          f"{_suggest(text, BUILTINS)}")
+                          f"{did_you_mean(text, BUILTINS)}")
     return parse_workload(_read(path), str(path))
 
 
@@ -294,7 +294,7 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         name = raw["name"]
         if name not in by_name:
             raise ConfigError(f"{where}: layer {name}: not in workload {workload.name}"
-                              f"{_suggest(str(name), by_name)}")
+                              f"{did_you_mean(str(name), by_name)}")
         layer = by_name[name]
         label = f"{where}: layer {name}"
         if "input_spikes" in raw:

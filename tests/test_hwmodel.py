@@ -13,7 +13,7 @@ import pytest
 import hwmodel
 from hwmodel import ert
 from hwmodel.calibrate import PAPER_UJ, RANGES, fit
-from hwmodel.model import ENERGY_COMPONENTS, arch_fields, evaluate, layer_table
+from hwmodel.model import arch_fields, evaluate, layer_table
 from hwmodel.workload import parse_workload
 
 PAPER = hwmodel.load_arch("paper")
