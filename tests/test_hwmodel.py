@@ -286,3 +286,26 @@ def test_average_pool_folds_spikes_into_the_next_layer():
         workload(*layers[:2], layers[2] | {"input_spikes": 33})
     with pytest.raises(hwmodel.ConfigError, match=r"layer c2.input_spikes: must be between 0 and 32"):
         hwmodel.overlay_spikes(wl, {"layers": [{"name": "c2", "input_spikes": 40}]})
+
+
+def test_estimate_many_equals_estimate_over_every_field():
+    rng = np.random.default_rng(1)
+    n = 12
+    fields = {"pe_rows": rng.integers(0, 40, n), "pe_cols": rng.integers(1, 40, n),
+              "weight_sram_kib": rng.uniform(0, 3000, n), "vmem_sram_kib": rng.uniform(0, 600, n),
+              "spike_sram_kib": rng.uniform(0, 300, n), "weight_bits": rng.integers(1, 9, n),
+              "time_window": rng.integers(1, 33, n), "steps_per_octave": rng.integers(1, 5, n),
+              "accumulator_bits": rng.integers(4, 33, n), "clock_mhz": rng.uniform(10, 1000, n),
+              "tech_nm": rng.uniform(7, 180, n), "dram_pj_per_bit": rng.uniform(0, 70, n),
+              "dram_gbps": rng.uniform(1, 1000, n), "sram_cell": rng.choice(["lstp", "hp"], n)}
+    wl = hwmodel.load_workload("vgg16-tiny-imagenet")
+    many = hwmodel.estimate_many(PAPER, wl, **fields)
+    assert 0 < many["feasible"].sum() < n     # both kinds drawn
+    for i in range(n):
+        rep = hwmodel.estimate(hwmodel.with_fields(PAPER, **{k: v[i].item() for k, v in fields.items()}), wl)
+        assert many["feasible"][i] == rep.feasible
+        if rep.feasible:
+            for key, value in [("energy_j", rep.energy_j), ("latency_s", rep.latency_s), ("area_mm2", rep.area_mm2)]:
+                assert many[key][i] == pytest.approx(value, rel=1e-12), key
+        else:
+            assert np.isnan(many["energy_j"][i])
