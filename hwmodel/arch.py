@@ -14,7 +14,7 @@ from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
 
 INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
 FLOAT_FIELDS = ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib", "clock_mhz", "tech_nm",
-                "dram_pj_per_bit", "dram_gbps")
+                "dram_pj_per_bit", "dram_gbps", "weight_pin_frac")
 STR_FIELDS = ("sram_cell",)
 
 
@@ -37,6 +37,7 @@ class Arch:
     dram_pj_per_bit: float
     dram_gbps: float         # off-chip bandwidth in gigabits per second
     sram_cell: str           # "lstp" (low standby power) or "hp" (high performance) leakage flavour
+    weight_pin_frac: float   # share of the weight SRAM that keeps the first layers' weights resident
 
     @property
     def pe_count(self) -> int:
@@ -70,6 +71,8 @@ def check_field(name: str, value: Any, where: str = "arch") -> Any:
         raise ConfigError(f"{label}: must be >= 0, got {value!r}")
     if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and value == 0:
         raise ConfigError(f"{label}: must be > 0, got {value!r}")
+    if name == "weight_pin_frac" and value > 1:
+        raise ConfigError(f"{label}: must be between 0 and 1, got {value!r}")
     if name == "tech_nm" and not TECH_RANGE_NM[0] <= value <= TECH_RANGE_NM[1]:
         raise ConfigError(f"{label}: the scaling rule covers {TECH_RANGE_NM[0]:g}-{TECH_RANGE_NM[1]:g} nm, "
                           f"got {value!r}")

@@ -102,9 +102,14 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
     w = t.weighted
     filter_bits = t.cin * t.k2 * wb                           # one output channel's weights
     vmap_bits = t.out_hw * acc                                # one output channel's potentials
-    total_w_bits = (t.weights * wb).sum(axis=-1, keepdims=True)
-    resident = total_w_bits <= cap_w                          # whole network stays on chip
-    per_group_w = np.floor(cap_w / filter_bits)
+    w_bits = t.weights * wb
+    # Residency: if the whole network fits, every weight stays on chip. Otherwise the first layers whose
+    # cumulative weights fit the pinned share stay on chip and the rest stream through the remainder.
+    all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
+    pin_cap = x["weight_pin_frac"] * cap_w
+    resident = all_fit | (np.cumsum(w_bits, axis=-1) <= pin_cap)
+    stream_cap = np.where(all_fit, cap_w, cap_w - pin_cap)
+    per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group_v = np.floor(cap_v / np.maximum(vmap_bits, 1.0))
     per_group = np.maximum(np.minimum(np.minimum(per_group_w, per_group_v), t.cout), 1.0)
     passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
@@ -132,7 +137,6 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
 
     vmem_bits = np.where(w, sops * 2.0 * acc + t.out_neurons * acc * 2.0, 0.0)  # RMW; init + fire read
     e_vmem = sram * ert.sram_pj_per_bit(x["vmem_sram_kib"]) * vmem_bits
-    w_bits = t.weights * wb
     e_weight = sram * ert.sram_pj_per_bit(x["weight_sram_kib"]) * w_bits * np.where(resident, 1.0, 2.0)
     e_spike = sram * ert.sram_pj_per_bit(x["spike_sram_kib"]) * (read_bits + write_bits) * (1.0 - spill)
     dram_bits = np.where(resident, 0.0, w_bits) + spill * (read_bits + write_bits) \
@@ -183,7 +187,7 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
         "accumulator_bits < weight_bits": acc[..., 0] < wb[..., 0],
     }
     layer_checks = {
-        "weight SRAM smaller than one output channel's filter": w & (cap_w < filter_bits),
+        "weight SRAM smaller than one output channel's filter": w & ~resident & (stream_cap < filter_bits),
         "Vmem SRAM smaller than one output channel's potentials": w & (cap_v < vmap_bits),
         "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.cin * t.in_w
         * np.sqrt(t.k2),
@@ -223,6 +227,8 @@ def _check_array(name: str, value) -> np.ndarray:
         raise ConfigError(f"estimate_many.{name}: must be integers")
     if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and (arr == 0).any():
         raise ConfigError(f"estimate_many.{name}: must be > 0")
+    if name == "weight_pin_frac" and (arr > 1).any():
+        raise ConfigError(f"estimate_many.{name}: must be between 0 and 1")
     lo, hi = ert.TECH_RANGE_NM
     if name == "tech_nm" and ((arr < lo) | (arr > hi)).any():
         raise ConfigError(f"estimate_many.{name}: the scaling rule covers {lo:g}-{hi:g} nm")

@@ -297,7 +297,8 @@ def test_estimate_many_equals_estimate_over_every_field():
               "time_window": rng.integers(1, 33, n), "steps_per_octave": rng.integers(1, 5, n),
               "accumulator_bits": rng.integers(4, 33, n), "clock_mhz": rng.uniform(10, 1000, n),
               "tech_nm": rng.uniform(7, 180, n), "dram_pj_per_bit": rng.uniform(0, 70, n),
-              "dram_gbps": rng.uniform(1, 1000, n), "sram_cell": rng.choice(["lstp", "hp"], n)}
+              "dram_gbps": rng.uniform(1, 1000, n), "sram_cell": rng.choice(["lstp", "hp"], n),
+              "weight_pin_frac": rng.uniform(0, 1, n)}
     wl = hwmodel.load_workload("vgg16-tiny-imagenet")
     many = hwmodel.estimate_many(PAPER, wl, **fields)
     assert 0 < many["feasible"].sum() < n     # both kinds drawn
@@ -309,3 +310,18 @@ def test_estimate_many_equals_estimate_over_every_field():
                 assert many[key][i] == pytest.approx(value, rel=1e-12), key
         else:
             assert np.isnan(many["energy_j"][i])
+
+
+def test_pinned_weights_stay_on_chip():
+    wl = workload(CONV, {"name": "fc", "type": "linear", "out_features": 4, "input_spikes": 6})
+    # 270 conv + 960 fc weight bits do not fit 1000 bits; half of them (500) pins the conv layer, and the
+    # fc layer streams through the other 500 bits: 2 of its 240-bit filters at a time, so 2 passes.
+    arch = hwmodel.with_fields(PAPER, weight_sram_kib=1000 / 8192)
+    plain = detail(arch, wl)
+    assert plain["dram_bits"].tolist() == [270.0, 960.0] and plain["passes"].tolist() == [1.0, 1.0]
+    pinned = detail(hwmodel.with_fields(arch, weight_pin_frac=0.5), wl)
+    assert pinned["dram_bits"].tolist() == [0.0, 960.0] and pinned["passes"].tolist() == [1.0, 2.0]
+    rep = hwmodel.estimate(hwmodel.with_fields(arch, weight_pin_frac=1.0), wl)
+    assert not rep.feasible and "(fc)" in rep.reasons[0]     # nothing left to stream fc through
+    with pytest.raises(hwmodel.ConfigError, match="weight_pin_frac: must be between 0 and 1"):
+        hwmodel.with_fields(arch, weight_pin_frac=1.5)
