@@ -87,6 +87,11 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
     ``exact`` stacks the per-layer x component breakdowns and rounds them for exact sums (the Report);
     otherwise energy, latency and area are lists of per-component arrays (cheaper for many configs).
     """
+    with np.errstate(divide="ignore", invalid="ignore"):   # infeasible configs give inf/NaN, flagged below
+        return _evaluate(f, t, cal, exact, detail)
+
+
+def _evaluate(f, t, cal, exact, detail):
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
     rows, cols, wb, acc = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["accumulator_bits"]
     steps, k, hp = x["time_window"], x["steps_per_octave"], x["sram_cell"] > 0

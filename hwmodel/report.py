@@ -60,7 +60,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch.to_dict(), "workload": self.workload, "feasible": self.feasible,
                 "reasons": list(self.reasons), "energy_j": self.energy_j, "latency_s": self.latency_s,
-                "area_mm2": self.area_mm2, "sops": self.sops, "pj_per_sop": self.pj_per_sop,
+                "area_mm2": self.area_mm2, "sops": self.sops, "pj_per_sop": self.pj_per_sop if self.sops else None,
                 "energy_split_j": self.energy_split, "energy_by_component_j": self.energy_by_component,
                 "breakdowns": self.breakdowns}
 
