@@ -12,9 +12,16 @@ from hwmodel.errors import ConfigError
 _COMMAND_MODULES = ("dse.train_cli", "dse.search.cli")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are one line and exit status 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dse", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="dse", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser

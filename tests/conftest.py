@@ -24,3 +24,38 @@ def shared_datasets() -> Path:
             pytest.fail(message + " (DSE_REQUIRE_SHARED=1)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def cifar10_data_dir(shared_datasets) -> Path:
+    """The real CIFAR-10 in its standard pickle layout under $DSE_CACHE_DIR/data, converted from the
+    shared JPEG tar once (later sessions reuse it); the conversion lands atomically."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from dse.data import default_data_dir
+
+    root = default_data_dir()
+    folder = root / "cifar-10-batches-py"
+    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+    if not all((folder / f).is_file() for f in files):
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            subprocess.run([sys.executable, str(shared_datasets / "make_cifar10_batches.py"), tmp,
+                            "--tar", str(shared_datasets / "cifar10-jpg.tar.gz")], check=True, capture_output=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(Path(tmp) / "cifar-10-batches-py", folder)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet_dir(shared_datasets, tmp_path_factory) -> Path:
+    """The real 20-class Tiny-ImageNet subset, unpacked (standard layout) into a temporary directory."""
+    import tarfile
+
+    root = tmp_path_factory.mktemp("tiny")
+    with tarfile.open(shared_datasets / "tiny-imagenet-mini.tar.gz") as tar:
+        tar.extractall(root, filter="data")
+    return root
