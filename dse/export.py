@@ -75,7 +75,7 @@ def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.T
     bias_bits = math.log2(float(op["bias"].abs().max()) + 1)
     if max(span, bias_bits) + 1 > EXACT_BITS:
         raise UserError(f"weight_bits={weight_bits} with this time window needs {max(span, bias_bits) + 1:.0f}-bit "
-                        f"sums in layer {len(layer.weight)}-out; exact simulation supports {EXACT_BITS}")
+                        f"sums (fan-in {fan_in}); the exact datapath supports {EXACT_BITS}: lower weight_bits or T")
     return op
 
 

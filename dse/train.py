@@ -73,8 +73,9 @@ class TrainSpec:
                 raise UserError(f"train.{f.name}: expected {f.type}, got {value!r}")
             if f.name in minimum and value < minimum[f.name]:
                 raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
-        if self.weight_bits > 8:
-            raise UserError(f"train.weight_bits: at most 8 (sign + 7-bit exponent), got {self.weight_bits}")
+        if self.weight_bits > 6:  # 2^(n-1)-2 exponents: 7 bits would span 2^-62, beyond any exact datapath
+            raise UserError(f"train.weight_bits: at most 6 (sign + 5-bit exponent, magnitudes down to 2^-30), "
+                            f"got {self.weight_bits}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,6 +147,8 @@ def _run_epochs(model: VGG, data, spec: TrainSpec, epochs: int, lr: float, devic
             if spec.augment and x.shape[-1] >= 16:  # crops would erase 8x8 digits
                 x = augment(x, gen, pad=x.shape[-1] // 8)
             loss = F.cross_entropy(model(x.float() / 2**PIXEL_FRACTION_BITS), y, label_smoothing=spec.label_smoothing)
+            if not torch.isfinite(loss):
+                raise UserError(f"{label}: training diverged (loss {loss.item()}); lower train.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

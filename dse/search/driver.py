@@ -69,7 +69,22 @@ def make_sampler(space: SearchSpace, n_trials: int) -> optuna.samplers.BaseSampl
         return optuna.samplers.QMCSampler(seed=seed)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.GridSampler({p.name: p.grid() for p in space.params}, seed=seed)
+    return _GridSampler({p.name: p.grid() for p in space.params}, seed=seed)
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler stops a study from ``after_trial`` (only legal inside ``optimize``); the
+    driver's own budget, capped at the grid's size, stops an ask/tell study instead."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def grid_size(space: SearchSpace) -> int:
+    size = 1
+    for p in space.params:
+        size *= len(p.grid())
+    return size
 
 
 def suggest(trial: optuna.Trial, p: Param):
@@ -132,7 +147,7 @@ def _init_ray(address: str | None):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--address {address}: cannot join the Ray cluster ({exc})") from None
     else:  # a private local instance: loopback only, no dashboard
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", object_store_memory=128 << 20)
     return ray
 
@@ -140,7 +155,9 @@ def _init_ray(address: str | None):
 def _remote(ray):
     @ray.remote(max_retries=2)  # worker or node death: retried; an exception in the trial: not retried
     def trial_task(space, params, cache_dir, data_dir, threads):
-        return run_trial(space, params, cache_dir, data_dir, threads)
+        outcome = run_trial(space, params, cache_dir, data_dir, threads)
+        outcome["node"] = ray.get_runtime_context().get_node_id()
+        return outcome
 
     return trial_task
 
@@ -168,7 +185,7 @@ def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, o
         return
     for key, value in constraints_of(space, outcome).items():
         trial.set_constraint(key, value)
-    for key in ("per_workload", "arch", "cached", "seconds", "reasons"):
+    for key in ("per_workload", "arch", "cached", "seconds", "reasons", "node"):
         trial.set_user_attr(key, outcome[key])
     study.tell(trial, [values[o] for o in space.objectives])
 
@@ -220,6 +237,8 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     if opts.resume:
         requeue_stale(study)
     target = opts.n_trials or space.n_trials
+    if space.sampler == "grid":
+        target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
     ray = _init_ray(opts.address)
     task = _remote(ray)

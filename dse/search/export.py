@@ -175,9 +175,8 @@ def _plot_front(space: SearchSpace, trials, best, path: Path) -> None:
         bad = [t for t in done if not feasible(t)]
         if bad:
             ax.scatter([t.values[ix] for t in bad], [t.values[iy] for t in bad], marker="x", c="0.7", label="infeasible")
-        color = [t.values[objs.index(third)] for t in ok] if third else "tab:blue"
-        sc = ax.scatter([t.values[ix] for t in ok], [t.values[iy] for t in ok], c=color, cmap="viridis", s=28,
-                        label="trials")
+        color = {"c": [t.values[objs.index(third)] for t in ok], "cmap": "viridis"} if third else {"c": "tab:blue"}
+        sc = ax.scatter([t.values[ix] for t in ok], [t.values[iy] for t in ok], s=28, label="trials", **color)
         if third and ok and k == 0:
             fig.colorbar(sc, ax=ax, label=f"{third} ({OBJECTIVES[third][1]})")
         pf = sorted(best, key=lambda t: t.values[ix])
