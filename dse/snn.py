@@ -160,29 +160,29 @@ def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code) -> torc
 def layer_table(net: SNNNetwork) -> list[dict]:
     """The network as a workload (docs/workload-format.md), without activity."""
     layers, shape = [], list(net.input_shape)
-    counters = {"conv": 0, "linear": 0, "maxpool": 0, "avgpool": 0}
+    block, conv_in_block, fc = 1, 0, 0  # VGG naming, as hwmodel's built-ins: conv{block}_{i}, pool{block}, fc{n}
     for op in net.ops:
         kind = op["op"]
         if kind == "conv":
-            counters[kind] += 1
+            conv_in_block += 1
             out_c, _, kh, _ = op["codes"].shape
-            layers.append({"name": f"conv{counters[kind]}", "type": "conv", "in_shape": shape, "out_channels": int(out_c),
+            layers.append({"name": f"conv{block}_{conv_in_block}", "type": "conv", "in_shape": shape, "out_channels": int(out_c),
                            "kernel": int(kh), "stride": op["stride"], "padding": op["padding"]})
             h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
             shape = [int(out_c), h, h]
         elif kind in ("maxpool", "avgpool"):
-            counters[kind] += 1
             k = op["kernel"]
-            layers.append({"name": f"{kind}{counters[kind]}", "type": kind, "in_shape": shape, "kernel": k, "stride": k})
+            layers.append({"name": f"pool{block}", "type": kind, "in_shape": shape, "kernel": k, "stride": k})
             shape = [shape[0], shape[1] // k, shape[2] // k]
+            block, conv_in_block = block + 1, 0
         elif kind == "flatten":
             n = 1
             for s in shape:
                 n *= s
             shape = [n]
         elif kind == "linear":
-            counters[kind] += 1
-            layers.append({"name": f"fc{counters[kind]}", "type": "linear", "in_shape": shape,
+            fc += 1
+            layers.append({"name": f"fc{fc}", "type": "linear", "in_shape": shape,
                            "out_features": int(op["codes"].shape[0])})
             shape = [int(op["codes"].shape[0])]
     return layers
