@@ -1,0 +1,173 @@
+"""Training, export and SNN evaluation end to end on real data (digits, CIFAR-10, Tiny-ImageNet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import hwmodel
+from dse.data import batches, load_dataset
+from dse.errors import UserError
+from dse.export import SNNNetwork
+from dse.snn import simulate_closed_form, simulate_events
+from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
+
+DIGITS = TrainSpec(dataset="digits", model="tiny_vgg", epochs=10, batch_size=64, time_window=8)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    return train_and_evaluate(DIGITS, out, threads=1, progress=False), out
+
+
+def test_digits_cat_learns_and_the_snn_agrees_on_every_image(digits_run):
+    r, out = digits_run
+    assert r.ann_accuracy > 0.85
+    assert r.agreement == 1.0 and r.snn_accuracy == r.ann_accuracy
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["spec"] == DIGITS.to_dict() and m["test_images"] == 360 and m["conversion_loss"] == 0.0
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "snn.pt", "spikes.json", "metrics.json"}
+
+
+def test_checkpoint_is_plain_and_reloads_to_the_same_predictions(digits_run):
+    r, _ = digits_run
+    state = torch.load(r.checkpoint, weights_only=True)
+    assert TrainSpec.from_dict(state["spec"]) == DIGITS and state["folded"] is True
+    model, spec, data = load_checkpoint(r.checkpoint)
+    assert spec == DIGITS
+    preds = ann_predictions(model, data.test, torch.device("cpu"))
+    assert float((preds == data.test.labels).float().mean()) == r.ann_accuracy
+    net = SNNNetwork.load(r.snn)
+    x = data.test.images[:120]
+    closed, _ = simulate_closed_form(net, x)
+    events, rec = simulate_events(net, x)
+    assert torch.equal(closed, events) and rec.overflows == 0
+    assert torch.equal(closed.argmax(1), preds[:120])
+
+
+def test_spike_statistics_file_is_a_workload_hwmodel_prices(digits_run):
+    r, _ = digits_run
+    doc = json.loads(r.spike_stats.read_text())
+    assert doc["schema"] == "snn-workload/1" and doc["input_shape"] == [1, 8, 8]
+    assert doc["snn"]["time_window"] == 8 and doc["snn"]["weight_bits"] == 5 and doc["snn"]["images"] == 360
+    assert doc["snn"]["accuracy"] == pytest.approx(r.snn_accuracy)
+    convs = [layer for layer in doc["layers"] if layer["type"] == "conv"]
+    assert len(convs) == 3 and convs[0]["input_spikes"] == 64.0  # the first layer reads every pixel
+    for layer in convs:
+        assert len(layer["spike_time_histogram"]) == 8
+        assert sum(layer["spike_time_histogram"]) == pytest.approx(layer["output_spikes"])
+    report = hwmodel.estimate(hwmodel.load_arch("paper"), hwmodel.load_workload(str(r.spike_stats)))
+    assert report.feasible and report.energy_j > 0
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    spec = dataclasses.replace(DIGITS, epochs=1, finetune_epochs=1, max_train_images=400, max_test_images=50)
+    states = []
+    for i, s in enumerate((spec, spec, dataclasses.replace(spec, seed=1))):
+        r = train_and_evaluate(s, tmp_path / str(i), threads=1, progress=False)
+        states.append(torch.load(r.checkpoint, weights_only=True)["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
+
+
+def test_naive_relu_conversion_is_measured(tmp_path, capfd):
+    spec = dataclasses.replace(DIGITS, activation="relu", time_window=4)
+    r = train_and_evaluate(spec, tmp_path, threads=1, progress=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # progress=False prints nothing
+    assert r.ann_accuracy > 0.9
+    assert r.metrics["conversion_loss"] == pytest.approx(r.ann_accuracy - r.snn_accuracy)
+    assert 0.0 < r.snn_accuracy <= 1.0 and r.agreement < 1.0  # naive conversion at T=4 does lose images
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"dataset": "mnist"}, "train.dataset"), ({"time_window": 0}, "train.time_window"),
+    ({"weight_bits": 9}, "train.weight_bits"), ({"epochs": "3"}, "train.epochs"), ({"schedule": "step"}, "train.schedule"),
+    ({"epoch": 3}, "did you mean 'epochs'"),
+])
+def test_bad_spec_fields_are_named(values, field):
+    with pytest.raises(UserError, match=field):
+        TrainSpec.from_dict(values)
+
+
+def test_yaml_floats_written_as_ints_are_accepted():
+    assert TrainSpec.from_dict({"lr": 1, "width": 2}).lr == 1.0
+
+
+def _dse(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dse.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_train_and_evaluate(tmp_path, digits_run):
+    cfg = tmp_path / "spec.yaml"
+    cfg.write_text("dataset: digits\nmodel: tiny_vgg\nepochs: 1\nmax_train_images: 300\ntime_window: 4\n")
+    run = _dse("train", "--config", cfg, "--epochs", "2", "--no-augment", "--threads", "1", "--out", tmp_path / "run")
+    assert run.returncode == 0, run.stderr
+    assert "agreement 100.00%" in run.stdout
+    spec = json.loads((tmp_path / "run" / "metrics.json").read_text())["spec"]
+    assert spec["epochs"] == 2 and spec["time_window"] == 4 and spec["augment"] is False  # flags win over the file
+
+    r, _ = digits_run
+    ev = _dse("evaluate", r.checkpoint, "--events", "--spikes-out", tmp_path / "s.json", "--threads", "1")
+    assert ev.returncode == 0, ev.stderr
+    assert f"ANN accuracy     {r.ann_accuracy:.2%}" in ev.stdout and "agreement        100.00%" in ev.stdout
+    assert "event sim = closed form on 100.00% of images (0 accumulator overflows" in ev.stdout
+    assert "conv" in ev.stdout and json.loads((tmp_path / "s.json").read_text())["schema"] == "snn-workload/1"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["train", "--bogus", "1"], "unrecognized arguments"),
+    (["train", "--epochs", "x"], "--epochs"),
+    (["train", "--dataset", "mnist"], "train.dataset"),
+    (["train", "--config", "NOPE.yaml"], "NOPE.yaml"),
+    (["evaluate", "NOPE.pt"], "NOPE.pt"),
+])
+def test_cli_errors_are_one_line_exit_2(tmp_path, args, says):
+    run = _dse(*args, "--out", tmp_path) if args[0] == "train" else _dse(*args)
+    assert run.returncode == 2 and says in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_cli_rejects_unknown_yaml_key_and_a_non_checkpoint(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("dataset: digits\nwieght_bits: 5\n")
+    run = _dse("train", "--config", cfg, "--out", tmp_path)
+    assert run.returncode == 2 and "wieght_bits" in run.stderr and "weight_bits" in run.stderr
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    run = _dse("evaluate", junk)
+    assert run.returncode == 2 and str(junk) in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_real_cifar10_quick_training_snn_equals_cat(cifar10_data_dir, tmp_path):
+    spec = TrainSpec(dataset="cifar10", model="tiny_vgg", width=1.0, epochs=2, time_window=8, max_train_images=3000,
+                     max_test_images=1000)
+    r = train_and_evaluate(spec, tmp_path, cifar10_data_dir, threads=2, progress=False)
+    assert r.ann_accuracy > 0.25  # 10 classes: chance is 0.10
+    assert r.agreement == 1.0 and r.snn_accuracy == r.ann_accuracy
+    net = SNNNetwork.load(r.snn)
+    x = load_dataset("cifar10", cifar10_data_dir).test.images[:100]
+    closed, _ = simulate_closed_form(net, x)
+    events, _ = simulate_events(net, x)
+    assert torch.equal(closed, events)
+
+
+@pytest.mark.slow
+def test_real_tiny_imagenet_short_run(tiny_imagenet_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = TrainSpec(dataset="tiny-imagenet", model="tiny_vgg", width=0.5, epochs=1, time_window=8, max_train_images=800,
+                     max_test_images=400)
+    r = train_and_evaluate(spec, tmp_path / "run", tiny_imagenet_dir, threads=2, progress=False)
+    assert r.agreement == 1.0 and r.metrics["test_images"] == 400
+    doc = json.loads(r.spike_stats.read_text())
+    assert doc["input_shape"] == [3, 64, 64] and doc["layers"][-1]["out_features"] == 20
+    for x, _ in batches(load_dataset("tiny-imagenet", tiny_imagenet_dir).test, 50):
+        assert torch.equal(simulate_closed_form(SNNNetwork.load(r.snn), x)[0], simulate_events(SNNNetwork.load(r.snn), x)[0])
+        break
