@@ -91,10 +91,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, coarse_labels
     return _tiny_imagenet(folder)
 
 
+_EXPECTED_FILES = {"cifar10": "{data_batch_1..5,test_batch,batches.meta}", "cifar100": "{train,test,meta}",
+                   "tiny-imagenet": "{wnids.txt,train/,val/val_annotations.txt,val/images/}"}
+
+
 def _missing_message(name: str, root: Path) -> str:
     url, _, sub = _SOURCES[name]
-    return f"dataset {name!r} not found at {root / sub} and could not be downloaded; put the unpacked {url} there " \
-           f"(or pass --data-dir)"
+    return f"dataset {name!r} not found and could not be downloaded: put {root / sub}/{_EXPECTED_FILES[name]} " \
+           f"there (unpack {url} into {root}), or pass --data-dir"
 
 
 def _download(name: str, root: Path) -> None:
@@ -113,6 +117,7 @@ def _download(name: str, root: Path) -> None:
             raise UserError(f"dataset {name!r}: download from {url} failed its md5 check")
         tmp.replace(archive)
     except OSError:  # no network (URLError is an OSError), refused, timed out
+        tmp.unlink(missing_ok=True)
         raise UserError(_missing_message(name, root)) from None
     opener = zipfile.ZipFile if archive.suffix == ".zip" else tarfile.open
     with opener(archive) as f:
