@@ -36,6 +36,25 @@ def event_agreement(snn_path: Path, split, batch_size: int = 250) -> tuple[float
     return same / len(split.labels), overflows
 
 
+def write_table(out: Path) -> None:
+    """results table from every cifar10_T<T>.json in ``out`` (atomic write)."""
+    rows = sorted((json.loads(p.read_text()) for p in out.glob("cifar10_T*[0-9].json")), key=lambda r: r["T"])
+    lines = ["| T | ReLU FP ANN | naive conversion SNN | conversion loss | CAT ANN | CAT SNN | SNN = CAT ANN | "
+             "event sim = closed form |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for w in rows:
+        lines.append(f"| {w['T']} | {w['relu_fp_accuracy']:.2%} | {w['naive_snn_accuracy']:.2%} | "
+                     f"{w['naive_conversion_loss']:+.2%} | {w['cat_ann_accuracy']:.2%} | {w['cat_snn_accuracy']:.2%} | "
+                     f"{w['cat_snn_agreement']:.2%} | {w['event_sim_equal_closed_form']:.2%} |")
+    if rows:
+        s = rows[0]["spec"]
+        lines.append(f"\n{s['model']} (width {s['width']}), {s['weight_bits']}-bit log weights, k={s['steps_per_octave']}, "
+                     f"{s['epochs']} epochs + {s['finetune_epochs']} folded fine-tune, {s['schedule']} lr {s['lr']}, "
+                     f"seed {s['seed']}, {rows[0]['test_images']} CIFAR-10 test images (CPU).")
+    tmp = out / "table.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out / "table.md")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None)
@@ -45,9 +64,12 @@ def main() -> None:
     p.add_argument("--out", default="results/cat")
     p.add_argument("--work", default="/tmp/dse-cat-cifar10")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--table-only", action="store_true", help="only rebuild table.md from the JSONs in --out")
     args = p.parse_args()
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        return write_table(out)
     data = load_dataset("cifar10", args.data_dir)
     rows = []
     base = dict(dataset="cifar10", model="small_vgg", width=args.width, weight_bits=5, epochs=args.epochs)
@@ -67,18 +89,13 @@ def main() -> None:
                "relu_train_seconds": r.metrics["train_seconds"], "test_images": cat.metrics["test_images"],
                "spec": cat.metrics["spec"]}
         rows.append(row)
-        (out / f"cifar10_T{T}.json").write_text(json.dumps(row, indent=1))
         (out / f"cifar10_T{T}_spikes.json").write_text(cat.spike_stats.read_text())
+        (out / f"cifar10_T{T}.json.tmp").write_text(json.dumps(row, indent=1))
+        (out / f"cifar10_T{T}.json.tmp").replace(out / f"cifar10_T{T}.json")
         print(json.dumps({k: v for k, v in row.items() if k != "spec"}), flush=True)
-    lines = ["| T | ReLU FP ANN | naive conversion SNN | conversion loss | CAT ANN | CAT SNN | SNN = CAT ANN | event sim = closed form |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for w in rows:
-        lines.append(f"| {w['T']} | {w['relu_fp_accuracy']:.2%} | {w['naive_snn_accuracy']:.2%} | "
-                     f"{w['naive_conversion_loss']:+.2%} | {w['cat_ann_accuracy']:.2%} | {w['cat_snn_accuracy']:.2%} | "
-                     f"{w['cat_snn_agreement']:.2%} | {w['event_sim_equal_closed_form']:.2%} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+        write_table(out)  # after every T, so a long run's finished rows are on disk
+    write_table(out)
+    print((out / "table.md").read_text())
 
 if __name__ == "__main__":
     main()
