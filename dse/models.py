@@ -96,6 +96,17 @@ class VGG(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.classifier = LogLayer(nn.Linear(c * size * size, num_classes), self.weight_bits)
 
+    def fuse_activations(self, enabled: bool = True) -> bool:
+        """Compile CAT's elementwise passes (bit-identical; pays off over long trainings). Returns whether
+        fusing is on: it stays off where torch.compile cannot build kernels here."""
+        from dse.quant import fused_kernels_available
+
+        enabled = enabled and self.activation == "cat" and fused_kernels_available()
+        for m in self.modules():
+            if isinstance(m, CATActivation):
+                m.fused = enabled
+        return enabled
+
     @property
     def folded(self) -> bool:
         return all(isinstance(b["bn"], nn.Identity) for b in self.blocks if isinstance(b, nn.ModuleDict))

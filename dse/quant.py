@@ -7,6 +7,7 @@ docs/cat-snn.md for the argument.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,48 +83,70 @@ def cat_reference(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode)
     return decode(spike_times(v, theta, code), theta, code, dtype=v.dtype)
 
 
-class _CATFloorPow2(torch.autograd.Function):
-    """Fused CAT for k=1, floor: keep only the float exponent bits (exact 2^floor(log2 x)).
+def _cat_floor_pow2(x: torch.Tensor, theta: torch.Tensor, lowest: torch.Tensor) -> torch.Tensor:
+    """k=1, floor: 2^floor(log2 min(x, theta)) by keeping only the float exponent bits; 0 below ``lowest``."""
+    clipped = torch.clamp(x, max=theta)
+    if x.dtype == torch.float32:
+        q = (clipped.view(torch.int32) & 0x7F800000).view(torch.float32)
+    else:
+        q = torch.ldexp(torch.full_like(clipped, 0.5), torch.frexp(clipped)[1])
+    return torch.where(x >= lowest, q, torch.zeros_like(q))
 
-    Forward and backward are each a handful of elementwise ops and save one bool mask, which is
-    what keeps the training step within a few percent of ReLU.
-    """
+
+def _cat_grads(grad: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Straight-through inside (0, theta), zero outside; PACT gradient for theta (the clipped share)."""
+    inside = (x > 0) & (x < theta)
+    grad_x = torch.where(inside, grad, torch.zeros_like(grad))
+    grad_theta = torch.where(x >= theta, grad, torch.zeros_like(grad)).sum()
+    return grad_x, grad_theta
+
+
+@functools.cache
+def _fused_kernels():
+    """The two elementwise passes compiled into one loop each (bit-identical to eager; compiled once per
+    process, cached on disk by inductor). Worth its warm-up only for long trainings."""
+    return torch.compile(_cat_floor_pow2, dynamic=True), torch.compile(_cat_grads, dynamic=True)
+
+
+def fused_kernels_available() -> bool:
+    """True when torch.compile can build the fused kernels here (it needs a C++ compiler on CPU)."""
+    try:
+        x = torch.tensor([0.3, 2.0, 1e-3])
+        one = torch.tensor(1.0)
+        return torch.equal(_fused_kernels()[0](x, one, one / 128), _cat_floor_pow2(x, one, one / 128))
+    except Exception:  # no compiler, unsupported platform: the eager path is exact too
+        return False
+
+
+class _CATFloorPow2(torch.autograd.Function):
+    """CAT for k=1, floor, saving only the input: masks are recomputed in the backward pass."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, time_window: int):
+    def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, time_window: int, fused: bool):
         theta = torch.exp2(log2_theta)
         lowest = theta * 2.0 ** -(time_window - 1)
-        clipped = torch.minimum(x, theta)
-        if x.dtype == torch.float32:
-            q = (clipped.view(torch.int32) & 0x7F800000).view(torch.float32)
-        else:
-            mant, exp = torch.frexp(clipped)
-            q = torch.ldexp(torch.full_like(clipped, 0.5), exp)
-        y = torch.where(x >= lowest, q, torch.zeros_like(q))
-        inside = (x > 0) & (x < theta)
-        ctx.save_for_backward(inside, x, y, theta)
-        return y
+        ctx.fused = fused
+        ctx.save_for_backward(x, theta)
+        return (_fused_kernels()[0] if fused else _cat_floor_pow2)(x, theta, lowest)
 
     @staticmethod
     def backward(ctx, grad):
-        inside, x, y, theta = ctx.saved_tensors
-        grad_x = grad * inside
-        # LSQ-style gradient for theta: d(theta*q(x/theta))/dtheta = (y - x)/theta inside, 1 above.
-        dtheta = torch.where(inside, (y - x) / theta, (x >= theta).to(grad.dtype))
-        grad_log2 = (grad * dtheta).sum() * theta * math.log(2.0)
-        return grad_x, grad_log2.reshape(()), None
+        x, theta = ctx.saved_tensors
+        grad_x, grad_theta = (_fused_kernels()[1] if ctx.fused else _cat_grads)(grad, x, theta)
+        return grad_x, (grad_theta * theta * math.log(2.0)).reshape(()), None, None
 
 
 class CATActivation(torch.nn.Module):
     """Clip to [0, theta], then quantize to the TTFS levels: exactly what the TTFS neuron decodes.
 
     theta = 2^round(s) with s learnable: always a power of two, so the exported threshold is the
-    trained one. Straight-through gradient inside (0, theta), zero outside; LSQ-style for s.
+    trained one. Straight-through gradient inside (0, theta), zero outside; PACT-style for s.
     """
 
-    def __init__(self, code: SpikeCode, log2_theta: float = 0.0):
+    def __init__(self, code: SpikeCode, log2_theta: float = 0.0, fused: bool = False):
         super().__init__()
         self.code = code
+        self.fused = fused  # torch.compile the elementwise passes (long trainings; see benchmarks/cat_overhead.py)
         self.log2_theta = torch.nn.Parameter(torch.tensor(float(log2_theta)))
 
     def theta_exponent(self) -> int:
@@ -137,7 +160,8 @@ class CATActivation(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.rounded_log2_theta().to(x.dtype)
         if self.code.exact_shift and self.code.rounding == "floor":
-            return _CATFloorPow2.apply(x, s, self.code.time_window)
+            fused = self.fused and self.training and x.dtype == torch.float32
+            return _CATFloorPow2.apply(x, s, self.code.time_window, fused)
         return _CATGeneric.apply(x, s, self.code)
 
     def extra_repr(self) -> str:
@@ -151,12 +175,14 @@ class _CATGeneric(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, code: SpikeCode):
         theta = torch.exp2(log2_theta)
-        y = cat_reference(x, theta, code)
-        inside = (x > 0) & (x < theta)
-        ctx.save_for_backward(inside, x, y, theta)
-        return y
+        ctx.save_for_backward(x, theta)
+        return cat_reference(x, theta, code)
 
-    backward = _CATFloorPow2.backward
+    @staticmethod
+    def backward(ctx, grad):
+        x, theta = ctx.saved_tensors
+        grad_x, grad_theta = _cat_grads(grad, x, theta)
+        return grad_x, (grad_theta * theta * math.log(2.0)).reshape(()), None
 
 
 # --- logarithmic weights -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_
 from dse.snn import spike_statistics, write_spike_statistics
 
 CHECKPOINT_FORMAT = "dse-checkpoint/1"
+FUSE_MIN_STEPS = 1000  # below this, torch.compile's warm-up costs more than fusing saves
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,12 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str) -> tu
 
 
 def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
-                       threads: int | None = None, progress: bool = True) -> TrainResult:
-    """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``."""
+                       threads: int | None = None, progress: bool = True, fuse: bool | None = None) -> TrainResult:
+    """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``.
+
+    ``fuse`` compiles CAT's elementwise passes (same numbers, faster steps after a warm-up of tens of
+    seconds); by default on for trainings of ``FUSE_MIN_STEPS`` steps or more.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -253,6 +258,9 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     torch.manual_seed(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
     model = build_for(spec, data).to(dev)
+    steps = (spec.epochs + spec.finetune_epochs) * math.ceil(len(train.labels) / spec.batch_size)
+    if fuse if fuse is not None else steps >= FUSE_MIN_STEPS:
+        model.fuse_activations()
     t0 = time.perf_counter()
     _run_epochs(model, train, spec, spec.epochs, spec.lr, dev, gen, progress, "train")
     if spec.activation == "cat":
