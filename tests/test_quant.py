@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from dse.quant import (CATActivation, SpikeCode, cat_reference, decode, log_decode, log_encode, max_exponent,
-                       quantize_log_weights, spike_times, weight_scale_exponent)
+from dse.quant import (CATActivation, SpikeCode, cat_reference, decode, fused_kernels_available, log_decode, log_encode,
+                       max_exponent, quantize_log_weights, spike_times, weight_scale_exponent)
 
 CODES = [SpikeCode(T, k, r) for T, k, r in itertools.product((1, 4, 8, 16), (1, 2), ("floor", "round"))]
 
@@ -42,11 +42,22 @@ def test_cat_equals_decoded_spike(code: SpikeCode, log2_theta: int) -> None:
         assert (times[v >= theta] == 0).all()  # at or above theta: fires at t = 0
 
 
-def test_fused_path_matches_generic_exactly() -> None:
+def test_fast_paths_match_the_reference_exactly() -> None:
+    """The bit-mask path, and its torch.compile'd twin used for long trainings, in values and gradients."""
     code = SpikeCode(8, 1, "floor")
     v = _values(1.0, code).float()
-    fused = CATActivation(code)(v)
-    assert torch.equal(fused, cat_reference(v, 1.0, code))
+    outs = []
+    for fused in (False, True):
+        act = CATActivation(code, fused=fused)
+        x = v.clone().requires_grad_(True)
+        y = act(x)
+        (y * torch.linspace(-1, 1, len(y))).sum().backward()
+        outs.append((y.detach(), x.grad, act.log2_theta.grad))
+    assert torch.equal(outs[0][0], cat_reference(v, 1.0, code))
+    if fused_kernels_available():
+        (y0, gx0, gt0), (y1, gx1, gt1) = outs
+        assert torch.equal(y0, y1) and torch.equal(gx0, gx1)
+        assert torch.allclose(gt0, gt1, rtol=1e-5)  # a float sum: the compiled reduction adds in another order
 
 
 def test_cat_gradients_straight_through_inside_zero_outside() -> None:
