@@ -1,0 +1,72 @@
+"""Throughput of the two SNN simulators over ANN inference, in one run.
+
+A small VGG at 32x32 (folded, 5-bit log weights, CAT), batch 128: float32 ANN inference (what a
+user's ANN evaluation costs), the float64 ANN (the exact reference), the closed-form SNN and the
+event-driven SNN at several T. Interleaved rounds, median per batch.
+
+    python benchmarks/snn_sim.py [--rounds 3] [--out results/benchmarks/snn_sim.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from dse.export import export_snn
+from dse.models import build_model, fold_batchnorm
+from dse.snn import simulate_closed_form, simulate_events
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="small_vgg")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--windows", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--out", type=Path, default=Path("results/benchmarks/snn_sim.txt"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    pixels = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
+    runs = {}
+    for T in args.windows:
+        model = fold_batchnorm(build_model(args.model, 10, 3, 32, time_window=T).eval())
+        with torch.no_grad():  # a few calibration batches: realistic thetas and activity
+            model(pixels.float() / 256)
+        net = export_snn(model)
+        ann32 = copy.deepcopy(model).float()
+        ann64 = copy.deepcopy(model).double()
+        if T == args.windows[0]:
+            runs["ANN float32"] = lambda m=ann32: m(pixels.float() / 256)
+            runs["ANN float64 (exact)"] = lambda m=ann64: m(pixels.double() / 256)
+        runs[f"SNN closed form T={T}"] = lambda n=net: simulate_closed_form(n, pixels)
+        runs[f"SNN event-driven T={T}"] = lambda n=net: simulate_events(n, pixels)
+    times = {k: [] for k in runs}
+    with torch.no_grad():
+        for fn in runs.values():
+            fn()  # warm-up
+        for _ in range(args.rounds):
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["ANN float32"])
+    lines = [f"{args.model}, batch {args.batch}, 32x32x3, {args.threads} threads, torch {torch.__version__}, "
+             f"median of {args.rounds} interleaved rounds"]
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        lines.append(f"{name:>24}: {args.batch / med:8.1f} img/s   {med / base:6.2f}x the float32 ANN's time")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
