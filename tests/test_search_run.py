@@ -110,6 +110,19 @@ def test_grid_study_front_equals_brute_force_and_exports(ray_local, tmp_path) ->
     assert {t["number"] for t in json.loads(out.stdout)} == {t.number for t in front(study)}
 
 
+def test_vectorized_sweep_prices_the_whole_grid_and_flags_the_exact_front(ray_local, tmp_path) -> None:
+    from dse.search.sweep import sweep_study
+
+    space, _ = _space(tmp_path, HW_SPACE.format(study="sw", extra="sampler: random\nbudget: {n_trials: 2}"))
+    study = run_search(space, RunOptions(results_dir=tmp_path, progress=False))
+    out, n = sweep_study(space, study, tmp_path / "sweep.csv")
+    rows = list(csv.DictReader(open(out)))
+    assert n == len(rows) == 12  # every processor of the grid, not just the 2 sampled
+    flagged = {(int(r["pe_rows"]), int(r["weight_sram_kib"]), int(r["spike_sram_kib"])) for r in rows
+               if r["pareto"] == "True"}
+    assert flagged == _brute_force(space)
+
+
 def test_constraints_exclude_infeasible_points_from_the_front(ray_local, tmp_path) -> None:
     space, _ = _space(tmp_path, HW_SPACE.format(study="cons", extra="sampler: grid\nconstraints: ['area <= 0.5']"))
     study = run_search(space, RunOptions(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache")))

@@ -44,7 +44,7 @@ def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | 
             result, cached = train_cached(spec, Path(cache_dir), data_dir, device, threads)
             metrics = price(shaped, hwmodel.load_workload(result.spike_stats))
             metrics.update(accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
-                           agreement=result.agreement, cached=cached,
+                           agreement=result.agreement, cached=cached, spike_stats=str(result.spike_stats),
                            train_seconds=0.0 if cached else result.metrics.get("train_seconds", 0.0))
         else:
             metrics = price(arch, hwmodel.load_workload(w.hwmodel_workload))

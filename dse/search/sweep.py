@@ -1,0 +1,87 @@
+"""Exhaustive, vectorized processor sweeps over the networks a study trained.
+
+For every distinct training configuration in the study, every processor of the space's grid is priced
+with one ``hwmodel.estimate_many`` call per workload (milliseconds for thousands of processors):
+the full picture an architect wants, beside the sampled front.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+import hwmodel
+from dse.errors import UserError
+from dse.search.export import pareto_mask, to_minimization
+from dse.search.space import OBJECTIVES, SHARED_FIELDS, SearchSpace
+
+_SCALE = {"energy": ("energy_j", OBJECTIVES["energy"][2]), "latency": ("latency_s", OBJECTIVES["latency"][2]),
+          "area": ("area_mm2", 1.0)}
+
+
+def _aggregate(space: SearchSpace, per: list[np.ndarray], name: str) -> np.ndarray:
+    stack = np.stack(per)
+    if space.aggregate == "sum" and name not in ("accuracy", "area"):
+        return stack.sum(axis=0)
+    if space.aggregate == "worst":
+        return stack.min(axis=0) if name == "accuracy" else stack.max(axis=0)
+    return stack.mean(axis=0)
+
+
+def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Path, int]:
+    """Write ``out`` (CSV): one row per (trained network, processor); returns (path, rows)."""
+    arch_params = [p for p in space.params if p.target == "arch" and p.name not in SHARED_FIELDS]
+    train_names = [p.name for p in space.params if p.target == "train"]
+    if not arch_params:
+        raise UserError("sweep: the space has no processor parameters to enumerate")
+    combos = list(itertools.product(*(p.grid() for p in arch_params)))
+    grid = np.array(combos, dtype=float)
+    fields = {p.name: grid[:, i].astype(int) if p.kind == "int" else grid[:, i] for i, p in enumerate(arch_params)}
+    networks: dict[tuple, dict] = {}
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        networks.setdefault(tuple(t.params.get(n) for n in train_names), t.user_attrs.get("per_workload") or {})
+    if not networks:
+        raise UserError("sweep: the study has no completed trial yet")
+    base = hwmodel.load_arch(space.arch)
+    header = [*train_names, *(p.name for p in arch_params), *(f"{o}_{OBJECTIVES[o][1]}" for o in space.objectives),
+              "feasible"]
+    rows, values, feasible = [], [], []
+    for key, per in networks.items():
+        shared = {n: v for n, v in zip(train_names, key) if n in SHARED_FIELDS}
+        arch = hwmodel.with_fields(base, **shared)
+        metrics: dict[str, list[np.ndarray]] = {o: [] for o in space.objectives}
+        ok = np.ones(len(grid), dtype=bool)
+        for w in space.workloads:
+            source = per.get(w.name, {}).get("spike_stats") if w.trains else w.hwmodel_workload
+            if source is None or (w.trains and not Path(source).is_file()):
+                raise UserError(f"sweep: the trained network of {w.name} ({dict(zip(train_names, key))}) is no longer "
+                                "in the cache; re-run the trial or pass the same --cache-dir")
+            res = hwmodel.estimate_many(arch, hwmodel.load_workload(source), **fields)
+            ok &= res["feasible"]
+            for o in space.objectives:
+                if o == "accuracy":
+                    metrics[o].append(np.full(len(grid), per[w.name]["accuracy"]))
+                else:
+                    metrics[o].append(res[_SCALE[o][0]] * _SCALE[o][1])
+        cols = np.stack([_aggregate(space, metrics[o], o) for o in space.objectives], axis=1)
+        values.append(cols)
+        feasible.append(ok & np.all(np.isfinite(cols), axis=1))
+        rows += [[*key, *combo] for combo in combos]
+    values, feasible = np.concatenate(values), np.concatenate(feasible)
+    on_front = np.zeros(len(values), dtype=bool)
+    idx = np.flatnonzero(feasible)
+    on_front[idx] = pareto_mask(to_minimization(values[idx], space.objectives))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header + ["pareto"])
+        for row, v, ok, pf in zip(rows, values.tolist(), feasible.tolist(), on_front.tolist()):
+            w.writerow([*row, *v, ok, pf])
+    os.replace(tmp, out)
+    return out, len(rows)
