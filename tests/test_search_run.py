@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import itertools
 import json
 import os
@@ -195,7 +196,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path) -> None:
-    space_text = DIGITS_SPACE.format(study="resume", bits="[3, 4]", windows="[2, 4]", n=6, concurrent=1)
+    space_text = DIGITS_SPACE.format(study="resume", bits="[3, 4]", windows="[2, 4]", n=6, concurrent=2)
     _, path = _space(tmp_path, space_text)
     cmd = [sys.executable, "-m", "dse.cli", "search", str(path), "--results-dir", str(tmp_path), "--quiet",
            "--cache-dir", str(tmp_path / "cache")]
@@ -211,7 +212,10 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path) -> None:
             except Exception:
                 continue
             states = [t.state for t in before]
-            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and optuna.trial.TrialState.RUNNING in states:
+            # a trial that started under a second ago is still training (each takes seconds): kill now
+            fresh = [t for t in before if t.state == optuna.trial.TrialState.RUNNING
+                     and (datetime.datetime.now() - t.datetime_start).total_seconds() < 1.0]
+            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and fresh:
                 break
     _kill_group(proc)  # SIGKILL: the driver and the Ray instance it started
     before = _storage_trials(db, "resume")
@@ -260,5 +264,27 @@ def test_two_node_cluster_on_loopback_runs_a_study(tmp_path) -> None:
         assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 4
         assert len({t.user_attrs["node"] for t in trials}) == 2  # both nodes ran trials
     finally:
-        # stop only this cluster's processes (never `ray stop`, which ends every Ray on the host)
-        subprocess.run(["pkill", "-9", "-f", f"({temp}|127.0.0.1:{port}|gcs_server_port={port})"], check=False)
+        # stop only this cluster's processes (never `ray stop`, which ends every Ray on the host): the ones
+        # naming its temp dir or port, and their descendants (Ray's agents rename their command lines)
+        found = subprocess.run(["pgrep", "-f", f"({temp}|127.0.0.1:{port}|gcs_server_port={port})"],
+                               capture_output=True, text=True).stdout.split()
+        for pid in _with_descendants({int(p) for p in found}):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _with_descendants(pids: set[int]) -> set[int]:
+    table = [line.split() for line in subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True,
+                                                      text=True).stdout.splitlines()]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in table:
+        children.setdefault(int(ppid), []).append(int(pid))
+    out, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in out and pid != os.getpid():
+            out.add(pid)
+            todo += children.get(pid, [])
+    return out
