@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from _timing import interleaved, report
 from dse.models import build_model
 
 
@@ -58,18 +58,7 @@ def main() -> None:
             cmodel = torch.compile(build_model(args.model, 10, 3, 32, **kw))
             copt = torch.optim.SGD(cmodel.parameters(), lr=0.01, momentum=0.9)
             variants[name + " compiled"] = step_fn(cmodel, copt, x, y)
-    warm = {}
-    for name, step in variants.items():  # warm-up (compilation happens here)
-        t0 = time.perf_counter()
-        for _ in range(3):
-            step()
-        warm[name] = time.perf_counter() - t0
-    times = {name: [] for name in variants}
-    for _ in range(args.steps):  # interleaved rounds
-        for name, step in variants.items():
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
+    times, warm = interleaved(variants, args.steps, warmup=3)  # compilation happens in the warm-up
     base = statistics.median(times["relu"])
     lines = [f"training step, {args.model}, batch {args.batch}, 32x32x3, {args.threads} threads, torch "
              f"{torch.__version__}, median of {args.steps} interleaved steps (warm-up excluded)"]
@@ -79,10 +68,7 @@ def main() -> None:
         lines.append(f"{name:>18}: {med * 1e3:8.1f} ms/step  {args.batch / med:7.1f} img/s  "
                      f"ratio {med / ref:5.2f}x of {'compiled ' if 'compiled' in name and name != 'relu compiled' else ''}"
                      f"relu  (warm-up {warm[name]:.1f} s)")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

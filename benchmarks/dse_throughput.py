@@ -22,6 +22,7 @@ import optuna
 import yaml
 
 import hwmodel
+from _timing import report
 from dse.search.driver import RunOptions, make_sampler, run_search, suggest
 from dse.search.export import hypervolume, pareto_mask, to_minimization
 from dse.search.space import parse_space
@@ -111,10 +112,7 @@ def main() -> None:
     cached_vs_training(lines)
     sampler_efficiency(lines, args.seeds)
     trials_per_hour(lines)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from _timing import interleaved, report
 from dse.export import export_snn
 from dse.models import build_model, fold_batchnorm
 from dse.snn import simulate_closed_form, simulate_events
@@ -47,25 +47,15 @@ def main() -> None:
             runs["ANN float64 (exact)"] = lambda m=ann64: m(pixels.double() / 256)
         runs[f"SNN closed form T={T}"] = lambda n=net: simulate_closed_form(n, pixels)
         runs[f"SNN event-driven T={T}"] = lambda n=net: simulate_events(n, pixels)
-    times = {k: [] for k in runs}
     with torch.no_grad():
-        for fn in runs.values():
-            fn()  # warm-up
-        for _ in range(args.rounds):
-            for name, fn in runs.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+        times, _ = interleaved(runs, args.rounds)
     base = statistics.median(times["ANN float32"])
     lines = [f"{args.model}, batch {args.batch}, 32x32x3, {args.threads} threads, torch {torch.__version__}, "
              f"median of {args.rounds} interleaved rounds"]
     for name, ts in times.items():
         med = statistics.median(ts)
         lines.append(f"{name:>24}: {args.batch / med:8.1f} img/s   {med / base:6.2f}x the float32 ANN's time")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -130,26 +130,13 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1), grid if cat else None)
 
 
-def build_model(
-    name: str,
-    num_classes: int,
-    in_channels: int,
-    input_size: int,
-    *,
-    width: float = 1.0,
-    activation: str = "cat",
-    weight_bits: int | None = 5,
-    time_window: int = 8,
-    steps_per_octave: int = 1,
-    rounding: str = "floor",
-    first_layer: str = "pixels",
-    pool: str = "max",
-) -> VGG:
+def build_model(name: str, num_classes: int, in_channels: int, input_size: int, *, time_window: int = 8,
+                steps_per_octave: int = 1, rounding: str = "floor", **options) -> VGG:
+    """A named VGG; ``options`` are VGG's (width, activation, weight_bits, first_layer, pool)."""
     if name not in VGG_CONFIGS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     code = SpikeCode(time_window, steps_per_octave, rounding)
-    return VGG(VGG_CONFIGS[name], num_classes, in_channels, input_size, width=width, activation=activation,
-               weight_bits=weight_bits, code=code, first_layer=first_layer, pool=pool)
+    return VGG(VGG_CONFIGS[name], num_classes, in_channels, input_size, code=code, **options)
 
 
 @torch.no_grad()
