@@ -103,15 +103,16 @@ def _missing_message(name: str, root: Path) -> str:
 
 def _download(name: str, root: Path) -> None:
     url, md5, _ = _SOURCES[name]
-    root.mkdir(parents=True, exist_ok=True)
     archive = root / url.rsplit("/", 1)[1]
+    tmp = archive.with_name(archive.name + ".part")
     try:
-        tmp = archive.with_name(archive.name + ".part")
-        with urllib.request.urlopen(url, timeout=20) as response, open(tmp, "wb") as out:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            root.mkdir(parents=True, exist_ok=True)  # only once the server answers: offline, nothing is created
             digest = hashlib.md5()
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
+            with open(tmp, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
         if digest.hexdigest() != md5:
             tmp.unlink()
             raise UserError(f"dataset {name!r}: download from {url} failed its md5 check")
@@ -124,14 +125,34 @@ def _download(name: str, root: Path) -> None:
         f.extractall(root, filter="data") if opener is tarfile.open else f.extractall(root)
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """The official CIFAR format is a pickle, and ``pickle.load`` of a stranger's file can run any code.
+    This one builds only what a CIFAR batch holds (dicts, lists, bytes, numbers, numpy arrays)."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only arrays, "
+                                         "lists and bytes")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"dataset: {path} is missing (not a complete {path.parent.name} directory)")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")  # the official CIFAR format is a pickle
-    except Exception as exc:
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"dataset: {path} is not a readable CIFAR batch ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - truncated or not a pickle at all
         raise UserError(f"dataset: {path} is not a readable CIFAR batch ({type(exc).__name__})") from None
+    if not isinstance(batch, dict):
+        raise UserError(f"dataset: {path} is not a CIFAR batch (a {type(batch).__name__}, not a mapping)")
+    return batch
 
 
 def _cifar(folder: Path, name: str, train_files: list[str], test_file: str, meta_file: str, label_key: bytes,

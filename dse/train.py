@@ -24,6 +24,7 @@ from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
 from dse.snn import spike_statistics, write_spike_statistics
+from hwmodel.errors import brief
 
 CHECKPOINT_FORMAT = "dse-checkpoint/1"
 FUSE_MIN_STEPS = 1000  # below this, torch.compile's warm-up costs more than fusing saves
@@ -63,7 +64,7 @@ class TrainSpec:
                    "schedule": ("onecycle", "cosine")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise UserError(f"train.{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+                raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
         minimum = {"width": 1e-3, "weight_bits": 2, "time_window": 1, "steps_per_octave": 1, "epochs": 0,
                    "finetune_epochs": 0, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
                    "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0}
@@ -71,9 +72,13 @@ class TrainSpec:
             value = getattr(self, f.name)
             expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
             if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
-                raise UserError(f"train.{f.name}: expected {f.type}, got {value!r}")
+                raise UserError(f"train.{f.name}: expected {f.type}, got {brief(value)}")
+            if f.type == "float" and not -1e300 < value < 1e300:  # NaN, inf: a run that cannot mean anything
+                raise UserError(f"train.{f.name}: must be a finite number, got {brief(value)}")
             if f.name in minimum and value < minimum[f.name]:
                 raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
+        if not -2**63 <= self.seed < 2**64:  # what torch's generators take
+            raise UserError(f"train.seed: must fit in 64 bits, got {brief(self.seed)}")
         if self.weight_bits > 6:  # 2^(n-1)-2 exponents: 7 bits would span 2^-62, beyond any exact datapath
             raise UserError(f"train.weight_bits: at most 6 (sign + 5-bit exponent, magnitudes down to 2^-30), "
                             f"got {self.weight_bits}")
@@ -83,6 +88,8 @@ class TrainSpec:
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> TrainSpec:
+        if not isinstance(values, dict):
+            raise UserError(f"{where}: expected a mapping of training fields, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
@@ -93,9 +100,14 @@ class TrainSpec:
                 raise UserError(f"{where}.{key}: unknown key{hint}")
         spec = dict(values)
         for f in dataclasses.fields(cls):  # YAML writes 0.1 as float but 1 as int: accept ints for floats
-            if f.type == "float" and isinstance(spec.get(f.name), int) and not isinstance(spec[f.name], bool):
+            if f.type == "float" and isinstance(spec.get(f.name), int) and not isinstance(spec[f.name], bool) \
+                    and abs(spec[f.name]) < 1e300:
                 spec[f.name] = float(spec[f.name])
-        return cls(**spec)
+        try:
+            return cls(**spec)
+        except UserError as exc:  # name the file or key the values came from, not a generic "train."
+            message = str(exc)
+            raise UserError(where + message[len("train"):] if message.startswith("train.") else message) from None
 
 
 @dataclass(frozen=True)
@@ -196,24 +208,45 @@ def save_checkpoint(model: VGG, spec: TrainSpec, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None) -> tuple[VGG, TrainSpec, Dataset]:
-    """Load a checkpoint safely (``weights_only=True``); rebuilds the model from its spec."""
+def safe_load(path: str | Path, what: str = "checkpoint"):
+    """``torch.load`` with ``weights_only=True``: tensors and plain data only. A pickle that would build
+    Python objects (and so could run code) is refused, never executed; every failure is one line."""
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"{path}: no such checkpoint") from None
-    except Exception as exc:
-        raise UserError(f"{path}: not a loadable checkpoint ({type(exc).__name__})") from None
+        raise UserError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, foreign or unsafe: all refused the same way
+        detail = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
+        if detail:  # the unpickler met a class or function to import: it would construct objects, maybe run code
+            raise UserError(f"{path}: refused: the file asks to load Python objects, not only tensors ({detail})") \
+                from None
+        raise UserError(f"{path}: not a loadable {what} (corrupt, truncated or not a torch file: "
+                        f"{type(exc).__name__})") from None
+
+
+def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None) -> tuple[VGG, TrainSpec, Dataset]:
+    """Load a checkpoint safely (``safe_load``); rebuilds the model from its spec."""
+    state = safe_load(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not a dse checkpoint (expected format {CHECKPOINT_FORMAT})")
+        raise UserError(f"{path}: not a dse checkpoint (no format {CHECKPOINT_FORMAT!r}: a bare state_dict or "
+                        "another tool's file does not say which network to build)")
+    for key, kind in (("spec", dict), ("folded", bool), ("state_dict", dict)):
+        if not isinstance(state.get(key), kind):
+            raise UserError(f"{path}: {key}: missing or not a {kind.__name__} (a damaged dse checkpoint)")
     spec = TrainSpec.from_dict(state["spec"], where=f"{path}: spec")
     data = data or load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
-    model = build_for(spec, data)
-    if state["folded"]:
-        fold_batchnorm(model)
     try:
+        model = build_for(spec, data)
+        if state["folded"]:
+            fold_batchnorm(model)
         model.load_state_dict(state["state_dict"])
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):  # missing, extra or mis-shaped tensors
         raise UserError(f"{path}: weights do not match a {spec.model} network for {spec.dataset}") from None
     return model.eval(), spec, data
 
@@ -249,11 +282,14 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     seconds); by default on for trainings of ``FUSE_MIN_STEPS`` steps or more.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{out}: cannot write the results there ({existing} is not a directory)")
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
+    out.mkdir(parents=True, exist_ok=True)  # after the data loads: a bad data directory leaves nothing behind
     train = _subset(data.train, spec.max_train_images)
     torch.manual_seed(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)

@@ -46,18 +46,14 @@ def _common(p) -> None:
 
 
 def load_yaml_mapping(path: Path) -> dict:
-    import yaml
+    from hwmodel.arch import read_yaml
+    from hwmodel.files import read_text
 
-    try:
-        values = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    values = read_yaml(read_text(path), str(path))  # safe_load: a !!python tag is refused, never run
     if not isinstance(values, dict):
-        raise UserError(f"{path}: expected a mapping of training fields")
+        raise UserError(f"{path}: expected a mapping of training fields, got {type(values).__name__}")
     return values
 
 

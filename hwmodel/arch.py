@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hwmodel.errors import ConfigError, did_you_mean
+from hwmodel.errors import ConfigError, brief, did_you_mean
 from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
+from hwmodel.files import inside, is_file, read_text
 
 INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
 FLOAT_FIELDS = ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib", "clock_mhz", "tech_nm",
                 "dram_pj_per_bit", "dram_gbps", "weight_pin_frac")
 STR_FIELDS = ("sram_cell",)
+MAX_VALUE = 1e9  # far beyond any processor, and it keeps every product in the model finite in float64
+MIN_RATE = 1e-6  # clock_mhz and dram_gbps divide: a 1e-300 MHz clock would make the latency overflow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,20 +61,24 @@ def check_field(name: str, value: Any, where: str = "arch") -> Any:
     label = f"{where}.{name}"
     if name in STR_FIELDS:
         if value not in SRAM_CELLS:
-            raise ConfigError(f"{label}: must be one of {', '.join(SRAM_CELLS)}, got {value!r}")
+            raise ConfigError(f"{label}: must be one of {', '.join(SRAM_CELLS)}, got {brief(value)}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{label}: must be a number, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{label}: must be a number, got {type(value).__name__} {brief(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{label}: must be a finite number, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{label}: must be >= 0, got {brief(value)}")
+    if value > MAX_VALUE:  # compared before any float(): integers beyond float range end here too
+        raise ConfigError(f"{label}: must be at most {MAX_VALUE:g}, got {brief(value)}")
     if name in INT_FIELDS:
         if value != int(value):
             raise ConfigError(f"{label}: must be an integer, got {value!r}")
         value = int(value)
     else:
         value = float(value)
-    if not value >= 0:
-        raise ConfigError(f"{label}: must be >= 0, got {value!r}")
-    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and value == 0:
-        raise ConfigError(f"{label}: must be > 0, got {value!r}")
+    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and value < MIN_RATE:
+        raise ConfigError(f"{label}: must be > 0 (at least {MIN_RATE:g}), got {value!r}")
     if name == "weight_pin_frac" and value > 1:
         raise ConfigError(f"{label}: must be between 0 and 1, got {value!r}")
     if name == "tech_nm" and not TECH_RANGE_NM[0] <= value <= TECH_RANGE_NM[1]:
@@ -79,14 +87,24 @@ def check_field(name: str, value: Any, where: str = "arch") -> Any:
     return value
 
 
-def _from_mapping(data: Any, where: str, base: Arch | None) -> Arch:
+def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, chain: tuple[Path, ...] = ()) -> Arch:
+    if data is None:
+        raise ConfigError(f"{where}: the file is empty; expected a mapping of arch fields")
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of arch fields, got {type(data).__name__}")
     data = dict(data)
     name = str(data.pop("name", Path(where).stem))
     base_name = data.pop("base", None)
     if base_name is not None:
-        base = load_arch(str(base_name))
+        if not isinstance(base_name, str):
+            raise ConfigError(f"{where}.base: expected a preset name or a file name, got {brief(base_name)}")
+        if base_name in presets():
+            base = load_arch(base_name)
+        else:
+            path = inside(directory, base_name, f"{where}.base")
+            if path in chain:  # a.yaml -> base b.yaml -> base a.yaml would never end
+                raise ConfigError(f"{where}.base: {brief(base_name)} leads back to {path.name} (a cycle of base files)")
+            base = _load_file(path, chain)
     values = base.to_dict() if base is not None else {}
     values.pop("name", None)
     for key, value in data.items():
@@ -104,29 +122,42 @@ def presets() -> list[str]:
 
 
 def read_yaml(text: str, where: str) -> Any:
+    """Plain YAML data only (``safe_load``): a ``!!python/...`` tag is refused, never run."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+            raise ConfigError(f"{where}: YAML tag refused{at}: {problem} (only plain data is read, never Python "
+                              "objects)") from None
         raise ConfigError(f"{where}: YAML syntax error{at}: {problem}") from None
 
 
-def load_arch(name_or_path: str | Path) -> Arch:
-    """A preset name (``paper``) or a YAML file. Files inherit unset fields from ``base`` (default paper)."""
-    text = str(name_or_path)
+def load_arch(spec: str | Path | dict, directory: str | Path = ".") -> Arch:
+    """A preset name (``paper``), a YAML file, or a mapping of fields. Files and mappings inherit unset fields
+    from ``base`` (default paper): a preset, or a file in the directory of the file naming it (a mapping's:
+    ``directory``)."""
+    if isinstance(spec, dict):
+        return _from_mapping(spec, "arch", load_arch("paper"), Path(directory))
+    text = str(spec)
     if text in presets():
         where = f"preset {text}"
         raw = resources.files("hwmodel").joinpath(f"presets/{text}.yaml").read_text()
-        return _from_mapping(read_yaml(raw, where), where, None) if text == "paper" else \
-            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"))
-    path = Path(text)
-    if not path.is_file():
-        raise ConfigError(f"arch: {text!r} is neither a preset ({', '.join(presets())}) nor a file"
+        return _from_mapping(read_yaml(raw, where), where, None, Path()) if text == "paper" else \
+            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"), Path())
+    if not is_file(Path(text)):
+        raise ConfigError(f"arch: {brief(text)} is neither a preset ({', '.join(presets())}) nor a file"
                           f"{did_you_mean(text, presets())}")
-    data = read_yaml(path.read_text(), str(path))
-    return _from_mapping(data, str(path), load_arch("paper"))
+    return _load_file(Path(text), ())
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> Arch:
+    if not is_file(path):
+        raise ConfigError(f"{path}: no such processor file")
+    data = read_yaml(read_text(path), str(path))
+    return _from_mapping(data, str(path), load_arch("paper"), path.parent, chain + (path.resolve(),))
 
 
 def with_fields(arch: Arch, **changes: Any) -> Arch:

@@ -52,6 +52,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def cmd_estimate(args) -> int:
     report = hwmodel.estimate(hwmodel.load_arch(args.arch), _workload(args))
+    if not report.feasible:  # a search keeps such points as a constraint; asked for alone, it is an error
+        raise ConfigError(f"{args.arch}: infeasible processor for {report.workload}: {'; '.join(report.reasons)}")
     print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else report.table())
     return 0
 
@@ -94,7 +96,12 @@ def cmd_sweep(args) -> int:
         writer.writerow(list(combo) + [bool(result[k][i]) if k == "feasible" else f"{result[k][i]:.6g}"
                                        for k in keys])
     if args.out:
-        atomic_write(Path(args.out), out.getvalue())
+        try:
+            atomic_write(Path(args.out), out.getvalue())
+        except OSError as exc:  # name the flag and the path, not a temporary file or a parent directory
+            blocker = next((p for p in Path(args.out).parents if p.exists()), Path("."))
+            reason = f"{blocker} is not a directory" if not blocker.is_dir() else exc.strerror or exc
+            raise ConfigError(f"--out {args.out}: cannot write ({reason})") from None
         print(f"wrote {len(combos)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(out.getvalue())

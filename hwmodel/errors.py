@@ -15,3 +15,9 @@ def did_you_mean(key: str, choices) -> str:
 
     close = difflib.get_close_matches(str(key), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def brief(value) -> str:
+    """``repr(value)``, shortened: an error line quotes the bad value, not a 400-digit integer."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:60] + f"... ({len(text)} characters)"

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from hwmodel import ert
-from hwmodel.arch import FIELDS, INT_FIELDS, STR_FIELDS, Arch
+from hwmodel.arch import FIELDS, INT_FIELDS, MAX_VALUE, MIN_RATE, STR_FIELDS, Arch
 from hwmodel.errors import ConfigError, did_you_mean
 from hwmodel.workload import Workload
 
@@ -228,10 +228,12 @@ def _check_array(name: str, value) -> np.ndarray:
     arr = arr.astype(float)
     if np.isnan(arr).any() or (arr < 0).any():
         raise ConfigError(f"estimate_many.{name}: must be >= 0, got {arr[np.isnan(arr) | (arr < 0)].flat[0]!r}")
+    if (arr > MAX_VALUE).any():  # as check_field: inf, and sizes that would overflow the model's products
+        raise ConfigError(f"estimate_many.{name}: must be at most {MAX_VALUE:g}, got {arr[arr > MAX_VALUE].flat[0]!r}")
     if name in INT_FIELDS and (arr != np.round(arr)).any():
         raise ConfigError(f"estimate_many.{name}: must be integers")
-    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and (arr == 0).any():
-        raise ConfigError(f"estimate_many.{name}: must be > 0")
+    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and (arr < MIN_RATE).any():
+        raise ConfigError(f"estimate_many.{name}: must be > 0 (at least {MIN_RATE:g})")
     if name == "weight_pin_frac" and (arr > 1).any():
         raise ConfigError(f"estimate_many.{name}: must be between 0 and 1")
     lo, hi = ert.TECH_RANGE_NM

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from hwmodel.arch import read_yaml
-from hwmodel.errors import ConfigError, did_you_mean
+from hwmodel.errors import ConfigError, brief, did_you_mean
+from hwmodel.files import is_file, read_text
 
 SCHEMA_MAJOR = "snn-workload/1"
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool")
 LAYER_KEYS = {"name", "type", "in_shape", "out_channels", "out_features", "kernel", "stride", "padding",
               "input_spikes", "input_firing", "output_spikes", "spike_time_histogram"}
 TOP_KEYS = {"schema", "name", "input_shape", "first_layer_input", "layers", "default_input_firing", "snn"}
+# Beyond any network, and small enough that neuron and synapse counts stay exact in float64 and the
+# per-offset loop in _taps stays short.
+MAX_SIZE = 2**24    # channels, features, height, width
+MAX_WINDOW = 2**12  # kernel, stride, padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,26 +116,30 @@ class Workload:
         return dataclasses.replace(self, layers=layers, default_input_firing=float(firing))
 
 
-def _int(value: Any, label: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ConfigError(f"{label}: must be an integer, got {value!r}")
+def _int(value: Any, label: str, minimum: int = 1, maximum: int = MAX_SIZE) -> int:
+    # NaN and inf fail the comparison (int() would raise on them); integers of any size pass it
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -math.inf < value < math.inf \
+            or value != int(value):
+        raise ConfigError(f"{label}: must be an integer, got {brief(value)}")
     if value < minimum:
-        raise ConfigError(f"{label}: must be >= {minimum}, got {value!r}")
+        raise ConfigError(f"{label}: must be >= {minimum}, got {brief(value)}")
+    if value > maximum:
+        raise ConfigError(f"{label}: must be at most {maximum}, got {brief(value)}")
     return int(value)
 
 
 def _number(value: Any, label: str, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{label}: must be a number, got {value!r}")
+        raise ConfigError(f"{label}: must be a number, got {brief(value)}")
     if not value >= 0 or (maximum is not None and value > maximum):
         bound = f"between 0 and {maximum:g}" if maximum is not None else ">= 0"
-        raise ConfigError(f"{label}: must be {bound}, got {value!r}")
+        raise ConfigError(f"{label}: must be {bound}, got {brief(value)}")
     return float(value)
 
 
 def _shape(value: Any, label: str) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
-        raise ConfigError(f"{label}: must be [C, H, W] or [N], got {value!r}")
+        raise ConfigError(f"{label}: must be [C, H, W] or [N], got {brief(value)}")
     return tuple(_int(v, label) for v in value)
 
 
@@ -167,9 +177,9 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     else:
         if len(in_shape) != 3:
             raise ConfigError(f"{label}.in_shape: a {kind} layer takes [C, H, W], got {list(in_shape)}")
-        kernel = _int(raw.get("kernel"), f"{label}.kernel")
-        stride = _int(raw.get("stride", 1 if kind == "conv" else kernel), f"{label}.stride")
-        padding = _int(raw.get("padding", 0), f"{label}.padding", minimum=0)
+        kernel = _int(raw.get("kernel"), f"{label}.kernel", maximum=MAX_WINDOW)
+        stride = _int(raw.get("stride", 1 if kind == "conv" else kernel), f"{label}.stride", maximum=MAX_WINDOW)
+        padding = _int(raw.get("padding", 0), f"{label}.padding", minimum=0, maximum=MAX_WINDOW)
         c, h, w = in_shape
         ho = (h + 2 * padding - kernel) // stride + 1
         wo = (w + 2 * padding - kernel) // stride + 1
@@ -216,12 +226,23 @@ def parse_workload(data: Any, where: str) -> Workload:
     if not layers[0].has_weights and first == "pixels":
         raise ConfigError(f"{where}: layer {layers[0].name}: the first layer must be conv or linear for pixels")
     default = _number(data.get("default_input_firing", 1.0), f"{where}: default_input_firing", maximum=1.0)
-    return Workload(str(data.get("name", Path(where).stem)), layers[0].in_shape, first, tuple(layers),
-                    default, dict(data.get("snn") or {}), where)
+    name = data.get("name", Path(where).stem)
+    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+        raise ConfigError(f"{where}: name: expected a string, got {type(name).__name__}")
+    return Workload(str(name), layers[0].in_shape, first, tuple(layers),
+                    default, _meta(data, where), where)
 
 
-def _read(path: Path) -> Any:
-    text = path.read_text()
+def _meta(data: dict, where: str) -> dict:
+    snn = data.get("snn")
+    if snn is not None and not isinstance(snn, dict):
+        raise ConfigError(f"{where}: snn: expected a mapping of metadata, got {type(snn).__name__}")
+    return dict(snn or {})
+
+
+def read_document(path: Path) -> Any:
+    """The parsed YAML or JSON of a workload or spike-statistics file (not yet validated)."""
+    text = read_text(path)
     if path.suffix == ".json":
         try:
             return json.loads(text)
@@ -258,17 +279,19 @@ def vgg16(name: str, input_shape: tuple[int, int, int], classes: int) -> dict:
             "first_layer_input": "pixels", "default_input_firing": BUILTIN_FIRING, "layers": layers}
 
 
-def load_workload(name_or_path: str | Path) -> Workload:
-    """A built-in name, a YAML/JSON workload file, or a spike-statistics file (same schema)."""
-    text = str(name_or_path)
+def load_workload(spec: str | Path | dict) -> Workload:
+    """A built-in name, a YAML/JSON workload file, a spike-statistics file (same schema), or such a document."""
+    if isinstance(spec, dict):
+        return parse_workload(spec, "workload")
+    text = str(spec)
     if text in BUILTINS:
         shape, classes = BUILTINS[text]
         return parse_workload(vgg16(text, shape, classes), f"workload {text}")
     path = Path(text)
-    if not path.is_file():
-        raise ConfigError(f"workload: {text!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file"
+    if not is_file(path):
+        raise ConfigError(f"workload: {brief(text)} is neither a built-in ({', '.join(BUILTINS)}) nor a file"
                           f"{did_you_mean(text, BUILTINS)}")
-    return parse_workload(_read(path), str(path))
+    return parse_workload(read_document(path), str(path))
 
 
 def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workload:
@@ -276,10 +299,10 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
     if isinstance(path_or_dict, dict):
         data, where = path_or_dict, "spikes"
     else:
-        path = Path(path_or_dict)
-        if not path.is_file():
-            raise ConfigError(f"spikes: no such file {str(path)!r}")
-        data, where = _read(path), str(path)
+        path = Path(path_or_dict) if isinstance(path_or_dict, (str, Path)) else None
+        if path is None or not is_file(path):
+            raise ConfigError(f"spikes: no such file {brief(str(path_or_dict))}")
+        data, where = read_document(path), str(path)
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
         raise ConfigError(f"{where}: expected a mapping with a 'layers' list")
     by_name = {layer.name: layer for layer in workload.layers}
@@ -289,8 +312,8 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         folds[layer.name] = fold
         fold = fold * layer.kernel ** 2 if layer.type == "avgpool" else 1
     for i, raw in enumerate(data["layers"]):
-        if not isinstance(raw, dict) or "name" not in raw:
-            raise ConfigError(f"{where}: layers[{i}].name: required")
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ConfigError(f"{where}: layers[{i}].name: required string")
         name = raw["name"]
         if name not in by_name:
             raise ConfigError(f"{where}: layer {name}: not in workload {workload.name}"
@@ -303,6 +326,6 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         elif "input_firing" in raw:
             firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
             updated[name] = dataclasses.replace(layer, input_spikes=None, input_firing=firing)
-    meta = {**workload.meta, **(data.get("snn") or {})}
+    meta = {**workload.meta, **_meta(data, where)}
     return dataclasses.replace(workload, layers=tuple(updated[layer.name] for layer in workload.layers), meta=meta)
 

@@ -47,27 +47,54 @@ def register(subparsers) -> None:
 
 
 def _search(args) -> int:
-    from dse.search.driver import RunOptions, run_search, study_dir
+    from dse.search.driver import SPACE_FILE, RunOptions, run_search, study_dir
     from dse.search.export import export_study, front
     from dse.search.space import load_space
 
     space = load_space(args.space)
+    directory = study_dir(space, args.results_dir)
+    if (directory / SPACE_FILE).is_file():  # a damaged copy is refused with its reason (pareto/status would be too)
+        load_space(directory / SPACE_FILE)
+    args.storage = _storage(args.storage, space, directory, exists=False)
     opts = RunOptions(results_dir=args.results_dir, address=args.address, n_trials=args.n_trials, timeout=args.timeout,
                       resume=args.resume, storage=args.storage, data_dir=args.data_dir, cache_dir=args.cache_dir,
                       progress=not args.quiet)
     study = run_search(space, opts)
-    directory = study_dir(space, args.results_dir)
     if not args.no_export:
         export_study(space, study, directory)
     print(f"{len(front(study))} Pareto-optimal trials; results in {directory}")
     return 0
 
 
+def _storage(flag: str | None, space, directory: Path, exists: bool) -> str | None:
+    """The study's storage, checked before anything is written: ``--storage`` as given, else the space
+    file's (a file name is a file in the study directory), else None: SQLite in the study directory."""
+    from dse.errors import UserError
+    from dse.search.space import check_storage, study_storage
+
+    storage = flag if flag is not None else study_storage(space.storage, directory)
+    if storage is not None:
+        check_storage(storage, "--storage" if flag is not None else "storage", exists, directory)
+    elif exists and not (directory / "study.db").is_file():  # opening it would create an empty database
+        raise UserError(f"{directory}: no study.db (the study's database); pass --storage if it is elsewhere")
+    return storage
+
+
+def _results(args):
+    """``load_results`` with the storage the study was run with, refused before anything is created."""
+    from dse.search.driver import SPACE_FILE, load_results
+    from dse.search.space import load_space
+
+    saved = args.results / SPACE_FILE
+    if saved.is_file():
+        args.storage = _storage(args.storage, load_space(saved), args.results, exists=True)
+    return load_results(args.results, args.storage)
+
+
 def _pareto(args) -> int:
-    from dse.search.driver import load_results
     from dse.search.export import export_study
 
-    space, study = load_results(args.results, args.storage)
+    space, study = _results(args)
     files = export_study(space, study, args.out or args.results)
     print("wrote " + ", ".join(str(f) for f in files.values()))
     return 0
@@ -76,11 +103,10 @@ def _pareto(args) -> int:
 def _status(args) -> int:
     import optuna
 
-    from dse.search.driver import load_results
     from dse.search.export import front, hypervolume_history
     from dse.search.space import OBJECTIVES
 
-    space, study = load_results(args.results, args.storage)
+    space, study = _results(args)
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     cached = sum(bool(t.user_attrs.get("cached")) for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
@@ -99,10 +125,9 @@ def _status(args) -> int:
 
 def _show(args) -> int:
     from dse.errors import UserError
-    from dse.search.driver import load_results
     from dse.search.export import feasible
 
-    space, study = load_results(args.results, args.storage)
+    space, study = _results(args)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if args.trial not in trials:
         raise UserError(f"trial {args.trial}: not in study {space.study!r} (trials 0..{max(trials, default=-1)})")
@@ -117,10 +142,9 @@ def _show(args) -> int:
 def _sweep(args) -> int:
     import time
 
-    from dse.search.driver import load_results
     from dse.search.sweep import sweep_study
 
-    space, study = load_results(args.results, args.storage)
+    space, study = _results(args)
     t0 = time.perf_counter()
     out, rows = sweep_study(space, study, args.out or args.results / "sweep.csv")
     print(f"wrote {out}: {rows} (network, processor) points in {time.perf_counter() - t0:.2f} s")

@@ -1,7 +1,10 @@
 """The search-space file: one validated YAML schema (docs/search.md), loaded into frozen dataclasses.
 
 Every mistake is one ``UserError`` naming the key and its path in the file, raised before anything
-starts.
+starts. Files the space names (``arch``, a ``hwmodel`` workload) are resolved against the space file's
+directory and must stay inside it (``hwmodel.files``); their content is inlined into ``source``, the copy
+the driver keeps in the study directory, so that copy needs no other file. A file-backed ``storage`` is a
+plain file name, placed in the study directory (``study_storage``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from dse.data import DATASET_NAMES
 from dse.errors import UserError
 from dse.models import MODEL_NAMES
 from dse.train import TrainSpec
+from hwmodel.errors import brief
+from hwmodel.files import inside, is_file, read_text
+from hwmodel.workload import BUILTINS, parse_workload, read_document
 
 OBJECTIVES = {  # name -> (direction, unit, scale from the trial's SI value)
     "accuracy": ("maximize", "%", 100.0),
@@ -68,7 +74,7 @@ class Workload:
 
     name: str
     train: dict = field(default_factory=dict)  # fixed TrainSpec fields (dataset, model, epochs, ...)
-    hwmodel_workload: str | None = None  # a built-in name or file: pricing only, no accuracy
+    hwmodel_workload: str | dict | None = None  # a built-in name or a workload document: pricing only, no accuracy
 
     @property
     def trains(self) -> bool:
@@ -101,8 +107,8 @@ class SearchSpace:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0 = as many as the cluster's CPUs allow
-    arch: str = "paper"  # base processor: preset name or YAML file
-    storage: str | None = None
+    arch: str | dict = "paper"  # base processor: a preset name, or all its fields (from a file or a mapping)
+    storage: str | None = None  # as written: a server URL, or a file name that lives in the study directory
     source: dict = field(default_factory=dict, compare=False)  # the file as loaded, for the results directory
 
     @property
@@ -115,7 +121,13 @@ class SearchSpace:
 
 
 def _fail(path: str, message: str) -> UserError:
-    return UserError(f"{path}: {message}")
+    return UserError(f"{path}: {message}" if path else message)
+
+
+def _optional(data: dict, key: str, default: Any) -> Any:
+    """``data[key]``, or ``default`` when it is absent or null (not when it is 0, '' or []: those are errors)."""
+    value = data.get(key)
+    return default if value is None else value
 
 
 def _check_keys(mapping: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
@@ -136,9 +148,11 @@ def _number(value: Any, path: str, integer: bool = False) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise _fail(path, f"expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(path, f"expected a number, got {value!r}")
+            raise _fail(path, f"expected a number, got {brief(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(path, f"expected a number, got {brief(value)}")
+    if not -1e300 < value < 1e300:  # NaN, inf, and integers beyond float range (float() of them raises)
+        raise _fail(path, f"expected a finite number, got {brief(value)}")
     if integer and value != int(value):
         raise _fail(path, f"expected an integer, got {value!r}")
     return int(value) if integer else float(value)
@@ -186,6 +200,8 @@ def _param(name: str, spec: Any, path: str) -> Param:
         if log:
             raise _fail(f"{path}.step", "cannot be combined with log: true")
         span = (high - low) / step
+        if not math.isfinite(span):
+            raise _fail(f"{path}.step", f"{step} is too small for the range {low}..{high}")
         if abs(span - round(span)) > 1e-9:
             raise _fail(f"{path}.step", f"high - low ({high - low}) is not a multiple of step ({step})")
     if log and low <= 0:
@@ -193,25 +209,113 @@ def _param(name: str, spec: Any, path: str) -> Param:
     return Param(name, kind, low, high, step, log)
 
 
-def _workload(spec: Any, path: str) -> Workload:
+def _name(value: Any, path: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _fail(f"{path}.name", f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
+    """The workload, and its entry for ``source`` (a workload file's document inlined)."""
     if isinstance(spec, dict) and "hwmodel" in spec:
         _check_keys(spec, path, {"hwmodel", "name"})
+        ref, where = spec["hwmodel"], f"{path}.hwmodel"
+        if isinstance(ref, str) and ref in BUILTINS:
+            return Workload(_name(spec.get("name", ref), path), hwmodel_workload=ref), spec
+        if isinstance(ref, str):
+            file = inside(directory, ref, where)
+            if not is_file(file):
+                raise _fail(where, f"{brief(ref)} is neither a built-in workload ({', '.join(BUILTINS)}) nor a file "
+                                   f"in {directory.resolve()}")
+        elif not isinstance(ref, dict):
+            raise _fail(where, f"expected a built-in workload name or a workload file, got {brief(ref)}")
         try:
-            hwmodel.load_workload(spec["hwmodel"])
+            doc, label = (read_document(file), str(file)) if isinstance(ref, str) else (ref, "workload")
+            parse_workload(doc, label)
         except hwmodel.ConfigError as exc:
-            raise _fail(f"{path}.hwmodel", str(exc)) from None
-        return Workload(str(spec.get("name", spec["hwmodel"])), hwmodel_workload=str(spec["hwmodel"]))
+            raise _fail(where, str(exc)) from None
+        name = _name(spec.get("name", ref if isinstance(ref, str) else doc.get("name", "workload")), path)
+        return Workload(name, hwmodel_workload=doc), {"name": name, "hwmodel": doc}
     _check_keys(spec, path, {"dataset", "model", "name", "train"}, {"dataset"})
     if spec["dataset"] not in DATASET_NAMES:
-        raise _fail(f"{path}.dataset", f"unknown dataset {spec['dataset']!r}; choose one of {', '.join(DATASET_NAMES)}")
+        raise _fail(f"{path}.dataset", f"unknown dataset {brief(spec['dataset'])}; choose one of "
+                                       f"{', '.join(DATASET_NAMES)}")
     model = spec.get("model", "small_vgg")
     if model not in MODEL_NAMES:
-        raise _fail(f"{path}.model", f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    train = spec.get("train") or {}
+        raise _fail(f"{path}.model", f"unknown model {brief(model)}; choose one of {', '.join(MODEL_NAMES)}")
+    train = _optional(spec, "train", {})
     _check_keys(train, f"{path}.train", TRAIN_FIELDS - {"dataset", "model"})
     fixed = {**train, "dataset": spec["dataset"], "model": model}
     TrainSpec.from_dict(fixed, where=f"{path}.train")  # validates types and ranges now
-    return Workload(str(spec.get("name", spec["dataset"])), train=fixed)
+    return Workload(_name(spec.get("name", spec["dataset"]), path), train=fixed), spec
+
+
+def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
+    """The base processor, and what the space keeps of it: a preset's name, else every field."""
+    if isinstance(value, str) and value in hwmodel.presets():
+        return hwmodel.load_arch(value), value
+    if isinstance(value, str):
+        file = inside(directory, value, "arch")
+        if not is_file(file):
+            raise _fail("arch", f"{brief(value)} is neither a preset ({', '.join(hwmodel.presets())}) nor a file in "
+                                f"{directory.resolve()}")
+    elif not isinstance(value, dict):
+        raise _fail("arch", f"expected a preset name, a processor file or a mapping of fields, got {brief(value)}")
+    try:
+        arch = hwmodel.load_arch(file) if isinstance(value, str) else hwmodel.load_arch(value, directory)
+    except hwmodel.ConfigError as exc:
+        raise _fail("arch", str(exc)) from None
+    return arch, arch.to_dict()
+
+
+def _storage(value: Any) -> str | None:
+    """A server URL, or a file name (journal, or ``sqlite:///NAME``) for a file in the study directory: a
+    space file cannot make the driver write elsewhere (``--storage`` can, the user's own flag)."""
+    if value is None:
+        return None
+    name = value[len("sqlite:///"):] if isinstance(value, str) and value.startswith("sqlite:///") else value
+    if isinstance(value, str) and "://" in value and not value.startswith("sqlite:"):
+        return value
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise _fail("storage", f"expected a database URL or a plain file name (a journal or sqlite:///NAME in "
+                               f"the study directory; other places: --storage), got {brief(value)}")
+    return value
+
+
+def study_storage(storage: str | None, directory: Path) -> str | None:
+    """Where a space's ``storage`` is: a file name is a file in the study ``directory``; a URL is itself."""
+    if storage is None or ("://" in storage and not storage.startswith("sqlite:///")):
+        return storage
+    if storage.startswith("sqlite:///"):
+        return f"sqlite:///{Path(directory).resolve() / storage[len('sqlite:///'):]}"
+    return str(Path(directory).resolve() / storage)
+
+
+def check_storage(storage: str, where: str, exists: bool, study_dir: Path | None = None) -> None:
+    """Refuse a storage Optuna could not open, before anything is written. ``exists``: it must hold a study
+    already; ``study_dir``: the study directory, which the driver creates (a storage file may go there)."""
+    path = None
+    if "://" not in storage:
+        path = Path(storage).expanduser()
+    else:
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(storage)
+            url.get_dialect().import_dbapi()
+        except Exception as exc:  # noqa: BLE001 - unparsable URL, unknown dialect, driver not installed
+            raise UserError(f"{where}: {brief(storage)} is not a usable database URL "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            path = Path(url.database)
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{where}: {path} is a directory, not a database or journal file")
+    if exists and not path.is_file():
+        raise UserError(f"{where}: {path} does not exist (no study there)")
+    if not path.parent.is_dir() and not (study_dir and path.parent.resolve() == Path(study_dir).resolve()):
+        raise UserError(f"{where}: {path.parent} is not a directory")
 
 
 def _constraint(text: Any, path: str) -> Constraint:
@@ -224,33 +328,54 @@ def _constraint(text: Any, path: str) -> Constraint:
     return Constraint(metric, op, value)
 
 
+def _check_training_values(params: tuple[Param, ...], wls: tuple[Workload, ...]) -> None:
+    """Every value a training parameter can take must make a valid TrainSpec for every network, now, rather
+    than fail every trial later."""
+    for p in params:
+        if p.target != "train":
+            continue
+        values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
+        for w in (w for w in wls if w.trains):
+            for value in values:
+                try:
+                    TrainSpec.from_dict({**w.train, p.name: int(value) if p.kind == "int" else value})
+                except UserError as exc:
+                    raise _fail(f"space.{p.name}", f"{brief(value)} is not a valid training setting for "
+                                                   f"workload {w.name} ({exc})") from None
+
+
 TOP_KEYS = {"study", "workloads", "space", "objectives", "aggregate", "constraints", "sampler", "seed", "budget",
             "resources", "arch", "storage"}
 
 
-def parse_space(data: Any, source: str = "<space>") -> SearchSpace:
+def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
+    """``data``: the parsed YAML; ``directory``: where files it names are (the space file's directory)."""
+    directory = Path(directory)
+    if data is None:
+        raise _fail("", "the file is empty; expected a mapping with study, workloads, space and objectives")
     _check_keys(data, "", TOP_KEYS, {"study", "workloads", "objectives"})
     study = data["study"]
     if not isinstance(study, str) or not _STUDY_NAME.match(study):
-        raise _fail("study", f"expected a name of letters, digits, '.', '_' or '-' (no paths), got {study!r}")
+        raise _fail("study", f"expected a name of letters, digits, '.', '_' or '-' (no paths), got {brief(study)}")
     workloads = data["workloads"]
     if not isinstance(workloads, list) or not workloads:
         raise _fail("workloads", "expected a non-empty list")
-    wls = tuple(_workload(w, f"workloads[{i}]") for i, w in enumerate(workloads))
+    wls, wl_sources = zip(*(_workload(w, f"workloads[{i}]", directory) for i, w in enumerate(workloads)))
     if len({w.name for w in wls}) != len(wls):
         raise _fail("workloads", "workload names repeat; give each a distinct name")
-    space = data.get("space") or {}
+    space = _optional(data, "space", {})
     if not isinstance(space, dict) or not space:
         raise _fail("space", "expected a non-empty mapping of parameters")
     params = tuple(_param(str(k), v, f"space.{k}") for k, v in space.items())
+    _check_training_values(params, wls)
     objectives = data["objectives"]
     if isinstance(objectives, str):
         objectives = [objectives]
     if not isinstance(objectives, list) or not objectives:
         raise _fail("objectives", "expected a non-empty list")
     for i, o in enumerate(objectives):
-        if o not in OBJECTIVES:
-            raise _fail(f"objectives[{i}]", f"unknown objective {o!r}; choose from {', '.join(OBJECTIVES)}")
+        if not isinstance(o, str) or o not in OBJECTIVES:
+            raise _fail(f"objectives[{i}]", f"unknown objective {brief(o)}; choose from {', '.join(OBJECTIVES)}")
     if len(set(objectives)) != len(objectives):
         raise _fail("objectives", "objectives repeat")
     if "accuracy" in objectives and not any(w.trains for w in wls):
@@ -259,8 +384,8 @@ def parse_space(data: Any, source: str = "<space>") -> SearchSpace:
         raise _fail("space", "training parameters need a workload with a dataset")
     aggregate = data.get("aggregate", "mean")
     if aggregate not in AGGREGATES:
-        raise _fail("aggregate", f"expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    constraints = data.get("constraints") or []
+        raise _fail("aggregate", f"expected one of {', '.join(AGGREGATES)}, got {brief(aggregate)}")
+    constraints = _optional(data, "constraints", [])
     if not isinstance(constraints, list):
         raise _fail("constraints", "expected a list like ['area <= 10', 'accuracy >= 90']")
     cons = tuple(_constraint(c, f"constraints[{i}]") for i, c in enumerate(constraints))
@@ -270,25 +395,23 @@ def parse_space(data: Any, source: str = "<space>") -> SearchSpace:
     _check_keys(sampler, "sampler", {"name", "seed"})
     name = sampler.get("name", "auto")
     if name not in SAMPLERS:
-        raise _fail("sampler.name", f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+        raise _fail("sampler.name", f"unknown sampler {brief(name)}; choose one of {', '.join(SAMPLERS)}")
     seed = int(_number(sampler.get("seed", data.get("seed", 0)), "sampler.seed", integer=True))
-    budget = _check_keys(data.get("budget") or {}, "budget", {"n_trials", "timeout"})
+    budget = _check_keys(_optional(data, "budget", {}), "budget", {"n_trials", "timeout"})
     n_trials = int(_number(budget.get("n_trials", 20), "budget.n_trials", integer=True))
     if n_trials < 1:
         raise _fail("budget.n_trials", f"must be >= 1, got {n_trials}")
     timeout = budget.get("timeout")
     timeout = None if timeout is None else _number(timeout, "budget.timeout")
-    res = _check_keys(data.get("resources") or {}, "resources", {"cpus", "gpus", "max_concurrent"})
+    if timeout is not None and timeout <= 0:
+        raise _fail("budget.timeout", f"must be > 0 seconds, got {timeout}")
+    res = _check_keys(_optional(data, "resources", {}), "resources", {"cpus", "gpus", "max_concurrent"})
     cpus = _number(res.get("cpus", 1), "resources.cpus")
     gpus = _number(res.get("gpus", 0), "resources.gpus")
     concurrent = int(_number(res.get("max_concurrent", 0), "resources.max_concurrent", integer=True))
     if cpus <= 0 or gpus < 0 or concurrent < 0:
         raise _fail("resources", "cpus must be > 0, gpus and max_concurrent >= 0")
-    arch = data.get("arch", "paper")
-    try:
-        base = hwmodel.load_arch(arch)
-    except hwmodel.ConfigError as exc:
-        raise _fail("arch", str(exc)) from None
+    base, arch = _arch(data.get("arch", "paper"), directory)
     for p in params:  # every processor value must be one the model accepts
         if p.target == "arch" or p.name in SHARED_FIELDS:
             for value in ([p.low, p.high] if p.kind != "categorical" else list(p.choices)):
@@ -296,28 +419,31 @@ def parse_space(data: Any, source: str = "<space>") -> SearchSpace:
                     hwmodel.with_fields(base, **{p.name: int(value) if p.kind == "int" else value})
                 except hwmodel.ConfigError as exc:
                     raise _fail(f"space.{p.name}", str(exc)) from None
-    storage = data.get("storage")
-    if storage is not None and not isinstance(storage, str):
-        raise _fail("storage", "expected an Optuna storage URL or a journal file path")
-    return SearchSpace(study, wls, params, tuple(objectives), aggregate, cons, name, seed, n_trials, timeout, cpus, gpus,
-                       concurrent, str(arch), storage, source=data)
+    storage = _storage(data.get("storage"))
+    source = {**data, "workloads": list(wl_sources)}
+    if arch != data.get("arch", "paper"):
+        source["arch"] = arch
+    return SearchSpace(study, tuple(wls), params, tuple(objectives), aggregate, cons, name, seed, n_trials, timeout,
+                       cpus, gpus, concurrent, arch, storage, source=source)
 
 
 def load_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such search-space file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({type(exc).__name__})") from None
+        text = read_text(path)
+    except hwmodel.ConfigError as exc:
+        raise UserError(f"{path}: no such search-space file" if not path.exists() else str(exc)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text)  # plain data only: a !!python/... tag is refused, never constructed
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise UserError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise UserError(f"{path}{where}: YAML tag refused: {problem} (a search space is plain data; nothing "
+                            "in it is run)") from None
+        raise UserError(f"{path}{where}: not valid YAML ({problem})") from None
     try:
-        return parse_space(data, str(path))
-    except UserError as exc:
+        return parse_space(data, path.parent)
+    except hwmodel.ConfigError as exc:
         raise UserError(f"{path}: {exc}") from None
