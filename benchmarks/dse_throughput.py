@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import yaml
 
 import hwmodel
 from _timing import report
 from dse.search.driver import RunOptions, make_sampler, run_search, suggest
-from dse.search.export import hypervolume, pareto_mask, to_minimization
+from dse.search.export import hypervolume, pareto_mask
 from dse.search.space import parse_space
 from dse.search.trial import run_trial
 

@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _storage_failure(exc: BaseException | None) -> str | None:
+    """Why a study-database write failed (disk full, locked, gone: the database rolled it back), or None
+    if ``exc`` is not a storage failure. Optuna wraps SQLAlchemy's error, which wraps the driver's."""
+    while exc is not None:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        exc = exc.__cause__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -34,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied: files already written stay valid (atomic writes)
+        print(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        reason = _storage_failure(exc)
+        if reason is None:
+            raise  # a bug: keep its traceback
+        print(f"error: study storage: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: results written so far are kept", file=sys.stderr)
         return 130

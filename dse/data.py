@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dse.atomic import replacing
 from dse.errors import UserError
 
 DATASET_NAMES = ("cifar10", "cifar100", "tiny-imagenet", "digits", "imagefolder")
@@ -203,9 +204,8 @@ def _cached(key: str, build) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
     x, y = build()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x.numpy(), y=y.numpy())
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        np.savez(tmp, x=x.numpy(), y=y.numpy())
     return x, y
 
 

@@ -7,6 +7,7 @@ The exported network is plain data (tensors and ints), saved with ``torch.save``
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dse.atomic import write_bytes
 from dse.errors import UserError
-from dse.models import PIXEL_FRACTION_BITS, VGG, LogLayer, fold_batchnorm
+from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
 from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
 
 FORMAT = "dse-snn/1"
@@ -46,9 +48,9 @@ class SNNNetwork:
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.to_state(), tmp)
-        tmp.replace(path)
+        buffer = io.BytesIO()
+        torch.save(self.to_state(), buffer)
+        write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> SNNNetwork:

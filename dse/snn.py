@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from dse.atomic import write_text
 from dse.export import SNNNetwork
 from dse.models import PIXEL_FRACTION_BITS
 from dse.quant import decode, log_decode, max_exponent, spike_times
@@ -234,7 +234,5 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
 
 def write_spike_statistics(doc: dict, path: str | Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=1))
     return path

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import io
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dse.atomic import write_bytes, write_text
 from dse.data import DATASET_NAMES, Dataset, augment, batches, load_dataset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
@@ -194,18 +195,12 @@ def evaluate_snn(net: SNNNetwork, split, device, meta: dict, batch_size: int = 5
     return torch.cat(preds), doc
 
 
-def _atomic_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def save_checkpoint(model: VGG, spec: TrainSpec, path: Path) -> None:
     state = {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "folded": model.folded,
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def safe_load(path: str | Path, what: str = "checkpoint"):
@@ -312,6 +307,6 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     save_checkpoint(model.cpu(), spec, ckpt)
     net.save(snn_path)
     write_spike_statistics(doc, stats)
-    _atomic_json(metrics, out / "metrics.json")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics["agreement"], ckpt, snn_path, stats,
                        metrics)

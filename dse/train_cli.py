@@ -78,7 +78,7 @@ def _evaluate(args) -> int:
 
     from dse.data import batches
     from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
-    from dse.train import load_checkpoint, measure, resolve_device, snn_of
+    from dse.train import load_checkpoint, measure, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

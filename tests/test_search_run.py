@@ -1,4 +1,5 @@
-"""Studies on real Ray and real Optuna storage: end to end, constraints, failures, resume, two nodes."""
+"""Studies on real Ray and real Optuna storage: end to end, constraints, failures, two nodes.
+(Faults, resume after a kill, and the driver lock: test_faults.py.)"""
 
 from __future__ import annotations
 
@@ -6,12 +7,8 @@ import csv
 import itertools
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,37 +19,9 @@ import hwmodel
 from dse.search.driver import RunOptions, run_search
 from dse.search.export import export_study, front, hypervolume, pareto_mask, to_minimization
 from dse.search.space import load_space
+from studies import DIGITS_SPACE, ENV, HW_SPACE, loopback_cluster, search_cmd, storage_trials, write_space
 
 pytestmark = pytest.mark.ray
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-
-HW_SPACE = """\
-study: {study}
-workloads:
-  - hwmodel: vgg16-cifar10
-space:
-  pe_rows: [4, 8, 16]
-  weight_sram_kib: [64, 256]
-  spike_sram_kib: [16, 64]
-objectives: [energy, area]
-{extra}
-"""
-
-DIGITS_SPACE = """\
-study: {study}
-workloads:
-  - dataset: digits
-    model: tiny_vgg
-    train: {{epochs: 1, finetune_epochs: 1, batch_size: 128, width: 0.25, max_train_images: 512}}
-space:
-  weight_bits: {bits}
-  time_window: {windows}
-  pe_rows: [4, 8]
-objectives: [accuracy, energy]
-sampler: {{name: random, seed: 3}}
-budget: {{n_trials: {n}}}
-resources: {{cpus: 1, max_concurrent: {concurrent}}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +36,7 @@ def ray_local():
 
 
 def _space(tmp_path: Path, text: str):
-    path = tmp_path / "space.yaml"
-    path.write_text(textwrap.dedent(text))
+    path = write_space(tmp_path, text)
     return load_space(path), path
 
 
@@ -181,107 +149,14 @@ def test_hypervolume_of_hand_computed_fronts() -> None:
     assert hypervolume(pts, np.ones(3)) == pytest.approx(dominated.mean(), abs=0.005)  # Monte Carlo cross-check
 
 
-def _storage_trials(db: Path, study: str):
-    return optuna.load_study(study_name=study, storage=f"sqlite:///{db}").get_trials()
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
-@pytest.mark.slow
-def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path) -> None:
-    # every trial trains a network of its own (a grid over training parameters only, no cache hits), so a
-    # trial in RUNNING is surely mid-training for seconds: the kill below cannot miss the window
-    space_text = DIGITS_SPACE.format(study="resume", bits="[3, 4, 5]", windows="[2, 4]", n=6, concurrent=2)
-    space_text = space_text.replace("pe_rows: [4, 8]", "pe_rows: [8]").replace("{name: random, seed: 3}", "{name: grid}")
-    _, path = _space(tmp_path, space_text)
-    cmd = [sys.executable, "-m", "dse.cli", "search", str(path), "--results-dir", str(tmp_path), "--quiet",
-           "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    db = tmp_path / "resume" / "study.db"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if db.exists():
-            try:
-                states = [t.state for t in _storage_trials(db, "resume")]
-            except Exception:
-                continue
-            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and optuna.trial.TrialState.RUNNING in states:
-                break
-    _kill_group(proc)  # SIGKILL: the driver and the Ray instance it started
-    before = _storage_trials(db, "resume")
-    finished = {t.number: t.values for t in before if t.state == optuna.trial.TrialState.COMPLETE}
-    stale = [t for t in before if t.state == optuna.trial.TrialState.RUNNING]
-    assert len(finished) >= 2 and stale and len(finished) < 6
-
-    out = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stdout + out.stderr
-    after = _storage_trials(db, "resume")
-    complete = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 6  # exactly the target: nothing lost, nothing run twice
-    assert all(after[n].values == v for n, v in finished.items())  # finished trials untouched
-    for t in stale:
-        assert after[t.number].state == optuna.trial.TrialState.FAIL
-        rerun = [r for r in after if r.user_attrs.get("requeued_from") == t.number]
-        assert len(rerun) == 1 and rerun[0].params == t.params
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_node_cluster_on_loopback_runs_a_study(tmp_path) -> None:
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    temp = Path("/tmp") / f"dse-ray-{port}"  # short: Ray's socket paths must fit in 107 bytes
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    common = ["--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"]
-    try:
-        subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                        f"--temp-dir={temp}", "--min-worker-port=20000", "--max-worker-port=20199", *common[:2]],
-                       env=ENV, check=True, timeout=120, capture_output=True)
-        subprocess.run(["timeout", "120", ray_bin, "start", f"--address={address}", "--node-ip-address=127.0.0.1",
-                        "--min-worker-port=20200", "--max-worker-port=20399", common[0]], env=ENV, check=True,
-                       capture_output=True)
-        _, path = _space(tmp_path, DIGITS_SPACE.format(study="cluster", bits="[3, 4]", windows="[2, 4]", n=4, concurrent=2))
-        out = subprocess.run([sys.executable, "-m", "dse.cli", "search", str(path), "--address", address,
-                              "--results-dir", str(tmp_path), "--quiet", "--cache-dir", str(tmp_path / "cache")],
-                             env=ENV, capture_output=True, text=True, timeout=400)
+    with loopback_cluster() as (address, _):
+        path = write_space(tmp_path, DIGITS_SPACE.format(study="cluster", bits="[3, 4]", windows="[2, 4]", n=4,
+                                                         concurrent=2))
+        out = subprocess.run(search_cmd(path, tmp_path, "--address", address), env=ENV, capture_output=True, text=True,
+                             timeout=400)
         assert out.returncode == 0, out.stdout + out.stderr
-        trials = _storage_trials(tmp_path / "cluster" / "study.db", "cluster")
+        trials = storage_trials(tmp_path / "cluster" / "study.db", "cluster")
         assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 4
         assert len({t.user_attrs["node"] for t in trials}) == 2  # both nodes ran trials
-    finally:
-        # stop only this cluster's processes (never `ray stop`, which ends every Ray on the host): the ones
-        # naming its temp dir or port, and their descendants (Ray's agents rename their command lines)
-        found = subprocess.run(["pgrep", "-f", f"({temp}|127.0.0.1:{port}|gcs_server_port={port})"],
-                               capture_output=True, text=True).stdout.split()
-        for pid in _with_descendants({int(p) for p in found}):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def _with_descendants(pids: set[int]) -> set[int]:
-    table = [line.split() for line in subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True,
-                                                      text=True).stdout.splitlines()]
-    children: dict[int, list[int]] = {}
-    for pid, ppid in table:
-        children.setdefault(int(ppid), []).append(int(pid))
-    out, todo = set(), list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid not in out and pid != os.getpid():
-            out.add(pid)
-            todo += children.get(pid, [])
-    return out

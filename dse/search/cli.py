@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     s.add_argument("--cache-dir", help="trained-network cache (default: $DSE_CACHE_DIR/trained)")
     s.add_argument("--no-export", action="store_true", help="do not write the Pareto files at the end")
     s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.add_argument("--max-failures", type=int, default=10, metavar="N",
+                   help="stop after N trials fail in a row (default 10; 0: never)")
     s.set_defaults(func=_search)
 
     p = subparsers.add_parser("pareto", help="export a study: pareto.csv/json/png/html, trials.csv, hypervolume.png")
@@ -58,7 +60,7 @@ def _search(args) -> int:
     args.storage = _storage(args.storage, space, directory, exists=False)
     opts = RunOptions(results_dir=args.results_dir, address=args.address, n_trials=args.n_trials, timeout=args.timeout,
                       resume=args.resume, storage=args.storage, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                      progress=not args.quiet)
+                      progress=not args.quiet, max_failures=args.max_failures)
     study = run_search(space, opts)
     if not args.no_export:
         export_study(space, study, directory)

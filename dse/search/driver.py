@@ -1,13 +1,18 @@
 """The driver: owns the Optuna study (ask/tell) and runs trials as Ray tasks.
 
-Only the driver writes to the study storage. A trial that raises is told FAIL with its error and
-the study goes on; a worker that dies is retried by Ray (``max_retries``); trials left RUNNING by a
-killed driver are failed and re-queued with the same parameters on ``--resume``.
+Only the driver writes to the study storage, and one driver at a time owns a study directory (an
+advisory lock the kernel releases if the driver dies). A trial that raises is told FAIL with its
+error and the study goes on, unless ``max_failures`` trials fail in a row (a broken setup, not a bad
+point); a worker that dies is retried by Ray (``max_retries``); trials left RUNNING by a killed
+driver are failed and re-queued with the same parameters on ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from dse.search.space import Param, SearchSpace, load_space
 from dse.search.trial import finite, run_trial
 
 SPACE_FILE = "space.yaml"
+LOCK_FILE = ".driver.lock"
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
 
 
@@ -36,6 +42,7 @@ class RunOptions:
     data_dir: str | None = None
     cache_dir: str | None = None
     progress: bool = True
+    max_failures: int = 10  # consecutive failed trials that stop the study (0: never stop)
 
 
 def study_dir(space: SearchSpace, results_dir: Path) -> Path:
@@ -95,7 +102,44 @@ def suggest(trial: optuna.Trial, p: Param):
     return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
 
 
+@contextlib.contextmanager
+def driver_lock(directory: Path):
+    """Hold the study directory for this driver. A second driver (a mistake, or a --resume while the
+    first still runs, which would fail its running trials) is refused. ``flock`` dies with the process,
+    so a killed driver never leaves a stale lock. It guards one results directory on one file system:
+    drivers on different machines sharing a database URL are not protected (docs/reliability.md)."""
+    path = directory / LOCK_FILE
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"{directory}: study is being run by another driver ({holder}); "
+                            "wait for it to finish or stop it, then --resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+
+
+def _held_by_other(directory: Path) -> bool:
+    path = directory / LOCK_FILE
+    if not path.is_file():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
 def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> None:
+    if _held_by_other(directory):
+        with driver_lock(directory):  # raises the message naming the holder
+            pass
     saved = directory / SPACE_FILE
     if not saved.is_file():
         if any(directory.glob("*")) and not resume:
@@ -147,6 +191,11 @@ def _init_ray(address: str | None):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--address {address}: cannot join the Ray cluster ({exc})") from None
     else:  # a private local instance: loopback only, no dashboard
+        # Ray turns 127.0.0.1 into the host's address and listens on every interface unless told this
+        # is a single-machine instance; then GCS, raylet, workers and agents bind loopback only
+        # (tests/test_security.py checks the listening sockets). Children inherit the variable.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; ray may be imported already
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", object_store_memory=128 << 20)
     return ray
@@ -162,12 +211,15 @@ def _remote(ray):
     return trial_task
 
 
-def requeue_stale(study: optuna.Study) -> int:
-    """Fail trials a killed driver left RUNNING and enqueue their parameters again."""
+def requeue_stale(study: optuna.Study, space: SearchSpace) -> int:
+    """Fail trials a killed driver left RUNNING and enqueue their parameters again. A trial killed
+    between ``ask`` and its last suggestion never ran and has partial parameters: it is only failed."""
     stale = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
+    names = {p.name for p in space.params}
     for t in stale:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=False)
+        if set(t.params) == names:
+            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=False)
     return len(stale)
 
 
@@ -178,21 +230,23 @@ def constraints_of(space: SearchSpace, outcome: dict) -> dict[str, float]:
     return cons
 
 
-def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, outcome: dict) -> None:
+def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, outcome: dict) -> str | None:
+    """Tell the trial's result; the error that failed it, or None if it completed."""
     values = outcome["values"]
     if not finite(values, space.objectives):
-        _fail(study, trial, f"non-finite objective values {values}")
-        return
+        return _fail(study, trial, f"non-finite objective values {values}")
     for key, value in constraints_of(space, outcome).items():
         trial.set_constraint(key, value)
     for key in ("per_workload", "arch", "cached", "seconds", "reasons", "node"):
         trial.set_user_attr(key, outcome[key])
     study.tell(trial, [values[o] for o in space.objectives])
+    return None
 
 
-def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> None:
+def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
     trial.set_user_attr("error", error[-2000:])
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return error
 
 
 def _error_line(exc: BaseException) -> str:
@@ -207,9 +261,11 @@ class Progress:
         self.done = self.failed = self.cached = 0
         self.tty = enabled and sys.stderr.isatty()
 
-    def show(self, running: int, pareto: int, final: bool = False) -> None:
+    def show(self, running: int, pareto, final: bool = False) -> None:
+        """``pareto``: a callable, so a quiet run never pays for the front (a sort over every trial)."""
         if not self.enabled:
             return
+        pareto = pareto()
         elapsed = time.monotonic() - self.start
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
                 f"cached {self.cached}  pareto {pareto}  {int(elapsed // 60):02d}:{int(elapsed % 60):02d}")
@@ -231,11 +287,16 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
         _write_space(space, directory)
     except OSError as exc:
         raise UserError(f"{directory}: cannot write results ({exc.strerror})") from None
+    with driver_lock(directory):
+        return _drive(space, opts, directory)
+
+
+def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(space, opts, create=True)
     study.set_user_attr("space", space.source)
     if opts.resume:
-        requeue_stale(study)
+        requeue_stale(study, space)
     target = opts.n_trials or space.n_trials
     if space.sampler == "grid":
         target = min(target, grid_size(space))
@@ -245,14 +306,15 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     cache_dir = str(opts.cache_dir or default_cache_dir())
     threads = max(1, int(space.cpus_per_trial))
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
-    complete = lambda: len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
     progress = Progress(opts.progress, target)
-    progress.done = complete()
+    progress.done = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
     inflight: dict = {}  # ObjectRef -> optuna.Trial
+    in_a_row, last_error = 0, ""
     start = time.monotonic()
     while True:
-        timed_out = timeout is not None and time.monotonic() - start > timeout
-        while not timed_out and len(inflight) < capacity and progress.done + len(inflight) < target:
+        stopping = (timeout is not None and time.monotonic() - start > timeout) or \
+            (opts.max_failures and in_a_row >= opts.max_failures)
+        while not stopping and len(inflight) < capacity and progress.done + len(inflight) < target:
             trial = study.ask()
             params = {p.name: suggest(trial, p) for p in space.params}
             ref = task.options(num_cpus=space.cpus_per_trial, num_gpus=space.gpus_per_trial).remote(
@@ -260,23 +322,27 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
             inflight[ref] = trial
         if not inflight:
             break
-        progress.show(len(inflight), _pareto_size(study))
+        progress.show(len(inflight), lambda: _pareto_size(study))
         ready, _ = ray.wait(list(inflight), num_returns=1, timeout=RESULT_WAIT_S)
         for ref in ready:
             trial = inflight.pop(ref)
             try:
                 outcome = ray.get(ref, timeout=60)
             except Exception as exc:  # the trial raised, or its worker died past its retries
-                _fail(study, trial, _error_line(exc))
-                progress.failed += 1
-                continue
-            tell_outcome(study, space, trial, outcome)
-            if study.trials[trial.number].state == optuna.trial.TrialState.COMPLETE:
+                error = _fail(study, trial, _error_line(exc))
+            else:
+                error = tell_outcome(study, space, trial, outcome)
+            if error is None:
                 progress.done += 1
                 progress.cached += bool(outcome["cached"])
+                in_a_row = 0
             else:
                 progress.failed += 1
-    progress.show(0, _pareto_size(study), final=True)
+                in_a_row, last_error = in_a_row + 1, error
+    progress.show(0, lambda: _pareto_size(study), final=True)
+    if opts.max_failures and in_a_row >= opts.max_failures:
+        raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
+                        "finished trials are kept: fix the cause, then --resume")
     return study
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import optuna
 
+from dse.atomic import replacing, write_text
 from dse.search.space import OBJECTIVES, SearchSpace
 
 PAPER_POINT = {"accuracy": 91.7, "energy": 486.7}  # Lew et al., DAC 2022: VGG-16, CIFAR-10, 28 nm
@@ -94,12 +94,6 @@ def hypervolume_history(space: SearchSpace, study: optuna.Study) -> list[tuple[i
     return history
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _rows(space: SearchSpace, trials) -> tuple[list[str], list[list]]:
     names = [p.name for p in space.params]
     units = [f"{o}_{OBJECTIVES[o][1]}" for o in space.objectives]
@@ -114,12 +108,10 @@ def _rows(space: SearchSpace, trials) -> tuple[list[str], list[list]]:
 
 
 def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -142,7 +134,7 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
            "pareto": [{"trial": t.number, "params": t.params, "values": dict(zip(space.objectives, t.values)),
                        "per_workload": t.user_attrs.get("per_workload"), "arch": t.user_attrs.get("arch")}
                       for t in best]}
-    _atomic_write(files["pareto.json"], json.dumps(doc, indent=1))
+    write_text(files["pareto.json"], json.dumps(doc, indent=1))
     _plot_front(space, trials, best, files["pareto.png"])
     _plot_html(space, trials, best, files["pareto.html"])
     _plot_history(history, files["hypervolume.png"])
@@ -196,10 +188,11 @@ def _plot_front(space: SearchSpace, trials, best, path: Path) -> None:
         ax.axis("off")
     fig.suptitle(f"{space.study}: {len(done)} trials, {len(best)} on the front")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _plot_history(history: list[tuple[int, float]], path: Path) -> None:
@@ -214,10 +207,11 @@ def _plot_history(history: list[tuple[int, float]], path: Path) -> None:
     ax.set_ylabel("hypervolume (normalized objectives, reference 1.1)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _plot_html(space: SearchSpace, trials, best, path: Path) -> None:
@@ -237,6 +231,5 @@ def _plot_html(space: SearchSpace, trials, best, path: Path) -> None:
         fig = go.Figure(go.Splom(dimensions=dims, text=text, hoverinfo="text", marker=dict(color=colors, size=7),
                                  diagonal_visible=False))
     fig.update_layout(title=f"{space.study}: Pareto front in red, infeasible in grey", height=300 + 220 * len(objs))
-    tmp = path.with_name(path.name + ".tmp")
-    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
 import optuna
 
 import hwmodel
+from dse.atomic import replacing
 from dse.errors import UserError
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.space import OBJECTIVES, SHARED_FIELDS, SearchSpace
@@ -77,11 +77,9 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
     idx = np.flatnonzero(feasible)
     on_front[idx] = pareto_mask(to_minimization(values[idx], space.objectives))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with replacing(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header + ["pareto"])
         for row, v, ok, pf in zip(rows, values.tolist(), feasible.tolist(), on_front.tolist()):
             w.writerow([*row, *v, ok, pf])
-    os.replace(tmp, out)
     return out, len(rows)
