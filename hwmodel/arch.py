@@ -87,7 +87,8 @@ def check_field(name: str, value: Any, where: str = "arch") -> Any:
     return value
 
 
-def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, chain: tuple[Path, ...] = ()) -> Arch:
+def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, root: Path,
+                  chain: tuple[Path, ...] = ()) -> Arch:
     if data is None:
         raise ConfigError(f"{where}: the file is empty; expected a mapping of arch fields")
     if not isinstance(data, dict):
@@ -101,10 +102,10 @@ def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, cha
         if base_name in presets():
             base = load_arch(base_name)
         else:
-            path = inside(directory, base_name, f"{where}.base")
+            path = inside(directory, base_name, f"{where}.base", root)
             if path in chain:  # a.yaml -> base b.yaml -> base a.yaml would never end
                 raise ConfigError(f"{where}.base: {brief(base_name)} leads back to {path.name} (a cycle of base files)")
-            base = _load_file(path, chain)
+            base = _load_file(path, root, chain)
     values = base.to_dict() if base is not None else {}
     values.pop("name", None)
     for key, value in data.items():
@@ -135,29 +136,29 @@ def read_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: YAML syntax error{at}: {problem}") from None
 
 
-def load_arch(spec: str | Path | dict, directory: str | Path = ".") -> Arch:
+def load_arch(spec: str | Path | dict, root: str | Path | None = None) -> Arch:
     """A preset name (``paper``), a YAML file, or a mapping of fields. Files and mappings inherit unset fields
-    from ``base`` (default paper): a preset, or a file in the directory of the file naming it (a mapping's:
-    ``directory``)."""
+    from ``base`` (default paper): a preset, or a file relative to the file naming it (a mapping's: to
+    ``root``). Base files must stay inside ``root``: by default the given file's directory (hwmodel.files)."""
     if isinstance(spec, dict):
-        return _from_mapping(spec, "arch", load_arch("paper"), Path(directory))
+        return _from_mapping(spec, "arch", load_arch("paper"), Path(root or "."), Path(root or "."))
     text = str(spec)
     if text in presets():
         where = f"preset {text}"
         raw = resources.files("hwmodel").joinpath(f"presets/{text}.yaml").read_text()
-        return _from_mapping(read_yaml(raw, where), where, None, Path()) if text == "paper" else \
-            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"), Path())
+        return _from_mapping(read_yaml(raw, where), where, None, Path(), Path()) if text == "paper" else \
+            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"), Path(), Path())
     if not is_file(Path(text)):
         raise ConfigError(f"arch: {brief(text)} is neither a preset ({', '.join(presets())}) nor a file"
                           f"{did_you_mean(text, presets())}")
-    return _load_file(Path(text), ())
+    return _load_file(Path(text), Path(root) if root is not None else Path(text).parent, ())
 
 
-def _load_file(path: Path, chain: tuple[Path, ...]) -> Arch:
+def _load_file(path: Path, root: Path, chain: tuple[Path, ...]) -> Arch:
     if not is_file(path):
         raise ConfigError(f"{path}: no such processor file")
     data = read_yaml(read_text(path), str(path))
-    return _from_mapping(data, str(path), load_arch("paper"), path.parent, chain + (path.resolve(),))
+    return _from_mapping(data, str(path), load_arch("paper"), path.parent, root, chain + (path.resolve(),))
 
 
 def with_fields(arch: Arch, **changes: Any) -> Arch:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +60,11 @@ def tiny_imagenet_dir(shared_datasets, tmp_path_factory) -> Path:
     with tarfile.open(shared_datasets / "tiny-imagenet-mini.tar.gz") as tar:
         tar.extractall(root, filter="data")
     return root
+
+
+# Property tests (tests/test_properties.py): derandomized by default, so every run - CI's included - tries
+# the same examples and a failure reproduces; HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=150, database=None,
+                          print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -262,7 +262,7 @@ def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
     elif not isinstance(value, dict):
         raise _fail("arch", f"expected a preset name, a processor file or a mapping of fields, got {brief(value)}")
     try:
-        arch = hwmodel.load_arch(file) if isinstance(value, str) else hwmodel.load_arch(value, directory)
+        arch = hwmodel.load_arch(file if isinstance(value, str) else value, directory)
     except hwmodel.ConfigError as exc:
         raise _fail("arch", str(exc)) from None
     return arch, arch.to_dict()
