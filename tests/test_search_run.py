@@ -160,3 +160,24 @@ def test_two_node_cluster_on_loopback_runs_a_study(tmp_path) -> None:
         trials = storage_trials(tmp_path / "cluster" / "study.db", "cluster")
         assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 4
         assert len({t.user_attrs["node"] for t in trials}) == 2  # both nodes ran trials
+
+
+LISTENERS = """
+import json, os
+from dse.search.driver import _init_ray
+ray = _init_ray(None)
+ray.get(ray.remote(lambda: 1).remote())  # a worker up, too
+import psutil  # Ray vendors it
+ours = {p.pid: " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)} | {os.getpid(): "driver"}
+print(json.dumps([[c.laddr.ip, c.laddr.port, ours[c.pid][:80]] for c in psutil.net_connections("inet")
+                  if c.status == psutil.CONN_LISTEN and c.pid in ours]))
+"""
+
+
+def test_the_local_ray_instance_listens_on_loopback_only_and_has_no_dashboard() -> None:
+    out = subprocess.run([sys.executable, "-c", LISTENERS], env=ENV, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    listening = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(listening) >= 4  # GCS, raylet, the driver's and the worker's core workers, agents
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip, _, _ in listening), listening
+    assert not any("dashboard.py" in cmd for _, _, cmd in listening)

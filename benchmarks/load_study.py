@@ -1,0 +1,103 @@
+"""Load: a processor-only study of N trials (default 2,000) on the local default (private Ray, SQLite).
+
+Runs ``dse search`` as a subprocess, as a user would, and samples the driver's resident memory and the
+completed-trial count once a second from outside (/proc and the SQLite file), so the measurement does
+not perturb the driver. Prints memory at every 10 % of the study, the growth from the 25 % mark to the
+end, trials per second, and failures.
+
+    python benchmarks/load_study.py [--trials 2000] [--out results/reliability/load.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _timing import report
+
+SPACE = """\
+study: load
+workloads:
+  - hwmodel: vgg16-cifar10
+space:
+  pe_rows: {{type: int, low: 2, high: 32, step: 2}}
+  pe_cols: {{type: int, low: 2, high: 32, step: 2}}
+  weight_sram_kib: [32, 64, 128, 256, 512, 1024]
+  vmem_sram_kib: [16, 32, 64, 128, 256]
+  spike_sram_kib: [8, 16, 32, 64, 128]
+  weight_bits: [3, 4, 5, 6]
+  time_window: [4, 8, 16]
+objectives: [energy, latency, area]
+budget: {{n_trials: {n}}}
+"""
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def counts(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return dict(con.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall())
+    except sqlite3.Error:  # created but without tables yet, or busy
+        return {}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=2000)
+    p.add_argument("--out", type=Path, default=Path("results/reliability/load.txt"))
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dse-load-"))
+    space = work / "load.yaml"
+    space.write_text(SPACE.format(n=args.trials))
+    db = work / "load" / "study.db"
+    cmd = [sys.executable, "-m", "dse.cli", "search", str(space), "--results-dir", str(work), "--quiet", "--no-export"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples: list[tuple[float, int, float]] = []  # (seconds, completed, driver RSS MiB)
+    while proc.poll() is None:
+        mem = rss_mib(proc.pid)
+        if mem is not None:
+            samples.append((time.monotonic() - t0, counts(db).get("COMPLETE", 0), mem))
+        time.sleep(1.0)
+    wall = time.monotonic() - t0
+    out, err = proc.communicate()
+    final = counts(db)
+    done = final.get("COMPLETE", 0)
+    first = next((s for s in samples if s[1] > 0), samples[-1])
+    lines = [f"load study: {args.trials} processor-only trials (VGG-16 CIFAR-10, 7 parameters, 3 objectives), "
+             f"local default (private Ray, SQLite), `dse search` exit {proc.returncode}",
+             f"trial states: {final}", "",
+             "completed  seconds  driver RSS (MiB)"]
+    for frac in [i / 10 for i in range(1, 11)]:
+        s = next((s for s in samples if s[1] >= frac * done), samples[-1])
+        lines.append(f"{s[1]:>9}  {s[0]:>7.1f}  {s[2]:>8.1f}")
+    quarter = next(s for s in samples if s[1] >= 0.25 * done)
+    peak = max(s[2] for s in samples)
+    lines += ["", f"driver RSS: {quarter[2]:.1f} MiB at 25 % of the trials, {samples[-1][2]:.1f} MiB at the end, "
+                  f"peak {peak:.1f} MiB: growth {samples[-1][2] / quarter[2]:.3f}x over the last 75 %",
+              f"throughput: {done / wall:.1f} trials/s over the whole run ({wall:.0f} s incl. Ray start-up); "
+              f"{(done - first[1]) / (samples[-1][0] - first[0]):.1f} trials/s once trials flow",
+              f"failures: {final.get('FAIL', 0)}"]
+    if proc.returncode:
+        lines.append("stderr: " + err.strip().splitlines()[-1])
+    report(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
