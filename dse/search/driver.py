@@ -166,8 +166,10 @@ def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> Non
         return
     try:
         previous = yaml.safe_load(saved.read_text()) or {}
-    except yaml.YAMLError:
-        raise UserError(f"{saved}: unreadable; this directory does not hold a study dse can resume") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        raise UserError(f"{saved}: unreadable; this directory does not hold a study dse can resume")
     if previous.get("study") != space.study:
         raise UserError(f"{directory}: belongs to study {previous.get('study')!r}, not {space.study!r}")
     same = all(previous.get(k) == space.source.get(k) for k in ("space", "objectives", "workloads", "arch"))
@@ -198,6 +200,17 @@ def open_study(space: SearchSpace, opts: RunOptions, create: bool) -> optuna.Stu
         raise UserError(f"{directory}: no study named {space.study!r} in its storage") from None
 
 
+def _probe(address: str) -> None:
+    """Fail fast on a HOST:PORT where nothing listens: ray.init would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", ray:// client addresses: left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: no Ray head answers there ({exc.strerror or exc})") from None
+
+
 def _init_ray(address: str | None):
     import ray
 
@@ -205,6 +218,7 @@ def _init_ray(address: str | None):
     if ray.is_initialized():
         return ray
     if address:
+        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -302,15 +316,16 @@ def _pareto_size(study: optuna.Study) -> int:
 def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     directory = study_dir(space, opts.results_dir)
     _check_results_dir(space, directory, opts.resume)
+    ray = _init_ray(opts.address)  # before writing: an unreachable cluster leaves nothing behind
     try:
         _write_space(space, directory)
     except OSError as exc:
         raise UserError(f"{directory}: cannot write results ({exc.strerror})") from None
     with driver_lock(directory):
-        return _drive(space, opts, directory)
+        return _drive(space, opts, directory, ray)
 
 
-def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Study:
+def _drive(space: SearchSpace, opts: RunOptions, directory: Path, ray) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(space, opts, create=True)
     study.set_user_attr("space", space.source)
@@ -320,7 +335,6 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Stud
     if space.sampler == "grid":
         target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
-    ray = _init_ray(opts.address)
     task = _remote(ray)
     cache_dir = str(opts.cache_dir or default_cache_dir())
     threads = max(1, int(space.cpus_per_trial))
