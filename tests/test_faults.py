@@ -115,7 +115,7 @@ def test_worker_node_killed_mid_study_the_study_finishes_on_the_head(tmp_path) -
 
 
 def test_a_second_driver_on_the_same_study_is_refused_and_the_first_is_unharmed(tmp_path) -> None:
-    path = write_space(tmp_path, distinct_trainings_space("twice", n=4))
+    path = write_space(tmp_path, distinct_trainings_space("twice", n=6))  # lasts while two more drivers start
     db = tmp_path / "twice" / "study.db"
     first = _start(search_cmd(path, tmp_path))
     wait_for(lambda: RUNNING in states(db, "twice"))
@@ -127,7 +127,7 @@ def test_a_second_driver_on_the_same_study_is_refused_and_the_first_is_unharmed(
     code, err = _finish(first)
     assert code == 0, err
     trials = storage_trials(db, "twice")
-    assert [t.state for t in trials].count(COMPLETE) == 4 and FAIL not in [t.state for t in trials]
+    assert [t.state for t in trials].count(COMPLETE) == 6 and FAIL not in [t.state for t in trials]
 
 
 def test_trials_failing_in_a_row_stop_the_study_with_one_line(tmp_path) -> None:
