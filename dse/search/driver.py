@@ -218,7 +218,6 @@ def _init_ray(address: str | None):
     if ray.is_initialized():
         return ray
     if address:
-        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -316,16 +315,18 @@ def _pareto_size(study: optuna.Study) -> int:
 def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     directory = study_dir(space, opts.results_dir)
     _check_results_dir(space, directory, opts.resume)
-    ray = _init_ray(opts.address)  # before writing: an unreachable cluster leaves nothing behind
+    address = opts.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _probe(address)  # before writing: an unreachable cluster leaves nothing behind
     try:
         _write_space(space, directory)
     except OSError as exc:
         raise UserError(f"{directory}: cannot write results ({exc.strerror})") from None
     with driver_lock(directory):
-        return _drive(space, opts, directory, ray)
+        return _drive(space, opts, directory)
 
 
-def _drive(space: SearchSpace, opts: RunOptions, directory: Path, ray) -> optuna.Study:
+def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(space, opts, create=True)
     study.set_user_attr("space", space.source)
@@ -335,6 +336,7 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path, ray) -> optuna
     if space.sampler == "grid":
         target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
+    ray = _init_ray(opts.address)
     task = _remote(ray)
     cache_dir = str(opts.cache_dir or default_cache_dir())
     threads = max(1, int(space.cpus_per_trial))
