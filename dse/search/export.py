@@ -187,6 +187,12 @@ def _plot_front(space: SearchSpace, trials, best, path: Path) -> None:
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
     fig.suptitle(f"{space.study}: {len(done)} trials, {len(best)} on the front")
+    _save_png(fig, path)
+
+
+def _save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
         with replacing(path) as tmp:
@@ -206,12 +212,7 @@ def _plot_history(history: list[tuple[int, float]], path: Path) -> None:
     ax.set_xlabel("trial")
     ax.set_ylabel("hypervolume (normalized objectives, reference 1.1)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        with replacing(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
 
 
 def _plot_html(space: SearchSpace, trials, best, path: Path) -> None:
