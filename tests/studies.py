@@ -71,14 +71,18 @@ def storage_trials(db: Path, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=f"sqlite:///{db}").get_trials()
 
 
-def states(db: Path, study: str) -> list[optuna.trial.TrialState]:
-    """The trial states, or [] while the database is still being created."""
+def trials_so_far(db: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials, or [] while the database is still being created."""
     if not db.exists():
         return []
     try:
-        return [t.state for t in storage_trials(db, study)]
+        return storage_trials(db, study)
     except Exception:  # created but not yet holding the study
         return []
+
+
+def states(db: Path, study: str) -> list[optuna.trial.TrialState]:
+    return [t.state for t in trials_so_far(db, study)]
 
 
 def wait_for(condition, timeout: float = 240, period: float = 0.2):

@@ -16,7 +16,8 @@ import optuna
 import pytest
 
 from studies import (DIGITS_SPACE, ENV, HW_SPACE, distinct_trainings_space, kill, kill_group, loopback_cluster,
-                     processes, search_cmd, states, storage_trials, wait_for, with_descendants, write_space)
+                     processes, search_cmd, states, storage_trials, trials_so_far, wait_for, with_descendants,
+                     write_space)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 COMPLETE, RUNNING, FAIL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
@@ -69,7 +70,7 @@ def test_driver_killed_then_resumed_loses_nothing_repeats_nothing_and_reuses_the
     proc = _start(search_cmd(path, tmp_path))
 
     def training() -> bool:  # two trials done and one mid-training (all its parameters suggested)
-        trials = storage_trials(db, "resume") if RUNNING in states(db, "resume") else []
+        trials = trials_so_far(db, "resume")
         return [t.state for t in trials].count(COMPLETE) >= 2 and any(
             t.state == RUNNING and len(t.params) == 3 for t in trials)
 

@@ -127,15 +127,8 @@ def driver_lock(directory: Path):
     first still runs, which would fail its running trials) is refused. ``flock`` dies with the process,
     so a killed driver never leaves a stale lock. It guards one results directory on one file system:
     drivers on different machines sharing a database URL are not protected (docs/reliability.md)."""
-    path = directory / LOCK_FILE
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise UserError(f"{directory}: study is being run by another driver ({holder}); "
-                            "wait for it to finish or stop it, then --resume") from None
+    with open(directory / LOCK_FILE, "a+") as handle:
+        _take(handle, directory)
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -143,22 +136,21 @@ def driver_lock(directory: Path):
         yield
 
 
-def _held_by_other(directory: Path) -> bool:
-    path = directory / LOCK_FILE
-    if not path.is_file():
-        return False
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-    return False
+def _take(handle, directory: Path) -> None:
+    """Lock the open lock file, or refuse naming the driver that holds it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        raise UserError(f"{directory}: study is being run by another driver ({holder}); "
+                        "wait for it to finish or stop it, then --resume") from None
 
 
 def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> None:
-    if _held_by_other(directory):
-        with driver_lock(directory):  # raises the message naming the holder
-            pass
+    if (directory / LOCK_FILE).is_file():  # refuse a running study before any other message
+        with open(directory / LOCK_FILE) as handle:
+            _take(handle, directory)
     saved = directory / SPACE_FILE
     if not saved.is_file():
         if any(directory.glob("*")) and not resume:
@@ -225,7 +217,7 @@ def _init_ray(address: str | None):
     else:  # a private local instance: loopback only, no dashboard
         # Ray turns 127.0.0.1 into the host's address and listens on every interface unless told this
         # is a single-machine instance; then GCS, raylet, workers and agents bind loopback only
-        # (tests/test_security.py checks the listening sockets). Children inherit the variable.
+        # (tests/test_search_run.py checks the listening sockets). Children inherit the variable.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; ray may be imported already
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
