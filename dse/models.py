@@ -35,15 +35,17 @@ class LogLayer(nn.Module):
         super().__init__()
         self.op = op
         self.weight_bits = weight_bits
+        self.pretraining = False  # full-precision weights while a CAT network is pre-trained
 
     def accumulator_lsb(self, input_grid: int) -> int:
         """Exponent of the smallest product: weight scale - max exponent + input grid."""
         return weight_scale_exponent(self.op.weight) - max_exponent(self.weight_bits) + input_grid
 
     def forward(self, x: torch.Tensor, input_grid: int | None) -> torch.Tensor:
-        w = quantize_log_weights(self.op.weight, self.weight_bits)
+        bits = None if self.pretraining else self.weight_bits
+        w = quantize_log_weights(self.op.weight, bits)
         b = self.op.bias
-        if b is not None and self.weight_bits is not None and input_grid is not None:
+        if b is not None and bits is not None and input_grid is not None:
             b = quantize_fixed(b, -self.accumulator_lsb(input_grid))
         if isinstance(self.op, nn.Conv2d):
             return F.conv2d(x, w, b, self.op.stride, self.op.padding)
@@ -66,6 +68,8 @@ class VGG(nn.Module):
         code: SpikeCode = SpikeCode(),
         first_layer: str = "pixels",
         pool: str = "max",
+        log2_theta: int = 0,
+        learn_theta: bool = True,
     ):
         super().__init__()
         if activation not in ("cat", "relu"):
@@ -75,7 +79,8 @@ class VGG(nn.Module):
         if pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
         self.activation, self.code, self.first_layer, self.pool = activation, code, first_layer, pool
-        self.weight_bits = weight_bits if activation == "cat" else None
+        # ReLU networks train with float weights unless weight_bits is given (the attribution's "ReLU + log")
+        self.weight_bits = weight_bits
         self.input_shape = (in_channels, input_size, input_size)
         self.input_code = CATActivation(code) if (activation == "cat" and first_layer == "ttfs") else None
         if self.input_code is not None:
@@ -90,7 +95,7 @@ class VGG(nn.Module):
                 continue
             out = max(1, round(int(item) * width))
             conv = LogLayer(nn.Conv2d(c, out, 3, padding=1, bias=False), self.weight_bits)
-            act = CATActivation(code) if activation == "cat" else nn.ReLU()
+            act = CATActivation(code, log2_theta, learn_theta=learn_theta) if activation == "cat" else nn.ReLU()
             blocks.append(nn.ModuleDict({"conv": conv, "bn": nn.BatchNorm2d(out), "act": act}))
             c = out
         self.blocks = nn.ModuleList(blocks)
@@ -106,6 +111,12 @@ class VGG(nn.Module):
             if isinstance(m, CATActivation):
                 m.fused = enabled
         return enabled
+
+    def set_pretraining(self, enabled: bool) -> None:
+        """ReLU activations and float weights (a CAT network's full-precision pre-training), or back to CAT."""
+        for m in self.modules():
+            if isinstance(m, (CATActivation, LogLayer)):
+                m.pretraining = enabled
 
     @property
     def folded(self) -> bool:

@@ -143,11 +143,12 @@ class CATActivation(torch.nn.Module):
     trained one. Straight-through gradient inside (0, theta), zero outside; PACT-style for s.
     """
 
-    def __init__(self, code: SpikeCode, log2_theta: float = 0.0, fused: bool = False):
+    def __init__(self, code: SpikeCode, log2_theta: float = 0.0, fused: bool = False, learn_theta: bool = True):
         super().__init__()
         self.code = code
         self.fused = fused  # torch.compile the elementwise passes (long trainings; see benchmarks/cat_overhead.py)
-        self.log2_theta = torch.nn.Parameter(torch.tensor(float(log2_theta)))
+        self.pretraining = False  # plain ReLU while a CAT network is pre-trained at full precision
+        self.log2_theta = torch.nn.Parameter(torch.tensor(float(log2_theta)), requires_grad=learn_theta)
 
     def theta_exponent(self) -> int:
         return int(torch.round(self.log2_theta.detach()).item())
@@ -158,6 +159,8 @@ class CATActivation(torch.nn.Module):
         return s + (torch.round(s) - s).detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pretraining:
+            return torch.relu(x)
         s = self.rounded_log2_theta().to(x.dtype)
         if self.code.exact_shift and self.code.rounding == "floor":
             fused = self.fused and self.training and x.dtype == torch.float32

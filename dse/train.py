@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from dse.atomic import write_bytes, write_text
-from dse.data import DATASET_NAMES, Dataset, augment, batches, load_dataset
+from dse import loop
+from dse.data import DATASET_NAMES, Dataset, batches, load_dataset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
@@ -39,13 +40,17 @@ class TrainSpec:
     model: str = "small_vgg"
     width: float = 1.0
     activation: str = "cat"  # cat | relu (full-precision baseline, converted naively)
+    weights: str = "auto"  # auto (log for CAT, float for ReLU) | log | float: the attribution's variants
     weight_bits: int = 5
     time_window: int = 8
     steps_per_octave: int = 1
     rounding: str = "floor"
     first_layer: str = "pixels"  # pixels | ttfs
     pool: str = "max"
+    theta: str = "learned"  # learned (PACT on log2 theta) | fixed (theta = 2^log2_theta: BN already sets the scale)
+    log2_theta: int = 0
     epochs: int = 4
+    pretrain_epochs: int = 0  # CAT only: the first epochs train ReLU + float weights, then CAT fine-tunes them
     finetune_epochs: int = 1  # after folding batch norm (CAT only)
     batch_size: int = 128
     lr: float = 0.05
@@ -62,12 +67,13 @@ class TrainSpec:
     def __post_init__(self) -> None:
         choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
                    "rounding": ("floor", "round"), "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
-                   "schedule": ("onecycle", "cosine")}
+                   "schedule": ("onecycle", "cosine"), "weights": ("auto", "log", "float"),
+                   "theta": ("learned", "fixed")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
         minimum = {"width": 1e-3, "weight_bits": 2, "time_window": 1, "steps_per_octave": 1, "epochs": 0,
-                   "finetune_epochs": 0, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
+                   "finetune_epochs": 0, "pretrain_epochs": 0, "log2_theta": -30, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
                    "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -80,12 +86,29 @@ class TrainSpec:
                 raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
         if not -2**63 <= self.seed < 2**64:  # what torch's generators take
             raise UserError(f"train.seed: must fit in 64 bits, got {brief(self.seed)}")
+        if self.pretrain_epochs > self.epochs:
+            raise UserError(f"train.pretrain_epochs: {self.pretrain_epochs} is more than train.epochs ({self.epochs}): "
+                            "pre-training counts within the epochs")
+        if self.pretrain_epochs and self.activation != "cat":
+            raise UserError("train.pretrain_epochs: only a CAT network is pre-trained (a ReLU network already is)")
+        if abs(self.log2_theta) > 30:
+            raise UserError(f"train.log2_theta: must be within -30..30, got {self.log2_theta}")
         if self.weight_bits > 6:  # 2^(n-1)-2 exponents: 7 bits would span 2^-62, beyond any exact datapath
             raise UserError(f"train.weight_bits: at most 6 (sign + 5-bit exponent, magnitudes down to 2^-30), "
                             f"got {self.weight_bits}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def log_weights(self) -> bool:
+        return self.weights == "log" or (self.weights == "auto" and self.activation == "cat")
+
+    @property
+    def exportable(self) -> bool:
+        """A CAT network with log weights is an SNN exactly; a ReLU one is converted naively; a CAT network with
+        float weights (an attribution variant) has no SNN on this hardware."""
+        return self.activation == "relu" or self.log_weights
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> TrainSpec:
@@ -130,48 +153,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def build_for(spec: TrainSpec, data: Dataset) -> VGG:
     return build_model(spec.model, data.num_classes, data.in_channels, data.input_size, width=spec.width,
-                       activation=spec.activation, weight_bits=spec.weight_bits, time_window=spec.time_window,
-                       steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
-                       first_layer=spec.first_layer, pool=spec.pool)
+                       activation=spec.activation, weight_bits=spec.weight_bits if spec.log_weights else None,
+                       time_window=spec.time_window, steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
+                       first_layer=spec.first_layer, pool=spec.pool, log2_theta=spec.log2_theta,
+                       learn_theta=spec.theta == "learned")
 
 
 def _subset(split, limit: int):
     return split if not limit or limit >= len(split.labels) else type(split)(split.images[:limit], split.labels[:limit])
-
-
-def _run_epochs(model: VGG, data, spec: TrainSpec, epochs: int, lr: float, device, gen, progress: bool, label: str):
-    if epochs == 0:
-        return
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
-                          nesterov=spec.momentum > 0)
-    steps = epochs * math.ceil(len(data.labels) / spec.batch_size)
-    if spec.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    else:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc=label, unit="batch", leave=False)
-    model.train()
-    for _ in range(epochs):
-        for x, y in batches(data, spec.batch_size, shuffle=True, generator=gen):
-            x, y = x.to(device), y.to(device)
-            if spec.augment and x.shape[-1] >= 16:  # crops would erase 8x8 digits
-                x = augment(x, gen, pad=x.shape[-1] // 8)
-            loss = F.cross_entropy(model(x.float() / 2**PIXEL_FRACTION_BITS), y, label_smoothing=spec.label_smoothing)
-            if not torch.isfinite(loss):
-                raise UserError(f"{label}: training diverged (loss {loss.item()}); lower train.lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if bar is not None:
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-    if bar is not None:
-        bar.close()
 
 
 @torch.no_grad()
@@ -259,9 +248,12 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str) -> tu
     test = _subset(data.test, spec.max_test_images)
     t0 = time.perf_counter()
     ann = ann_predictions(model, test, device)
+    labels = test.labels
+    if not spec.exportable:  # CAT with float weights: an attribution variant with no SNN on this hardware
+        return {"ann_accuracy": float((ann == labels).float().mean()), "test_images": len(labels),
+                "eval_seconds": time.perf_counter() - t0}, None, None
     net = snn_of(model, spec, data)
     snn, doc = evaluate_snn(net, test, device, {"name": name, "dataset": spec.dataset, "model": spec.model})
-    labels = test.labels
     metrics = {"ann_accuracy": float((ann == labels).float().mean()), "snn_accuracy": float((snn == labels).float().mean()),
                "agreement": float((ann == snn).float().mean()), "test_images": len(labels),
                "eval_seconds": time.perf_counter() - t0}
@@ -269,9 +261,22 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str) -> tu
     return metrics, doc, net
 
 
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
-                       threads: int | None = None, progress: bool = True, fuse: bool | None = None) -> TrainResult:
+                       threads: int | None = None, progress: bool = True, fuse: bool | None = None,
+                       monitor: int = 0) -> TrainResult:
     """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``.
+
+    A killed training resumes from ``out_dir/train_state.pt`` (written after every epoch) when called
+    again with the same spec. ``monitor`` > 0 records the float32 accuracy on that many test images
+    after every epoch and around batch-norm folding (metrics' ``curve`` and ``stages``).
 
     ``fuse`` compiles CAT's elementwise passes (same numbers, faster steps after a warm-up of tens of
     seconds); by default on for trainings of ``FUSE_MIN_STEPS`` steps or more.
@@ -286,27 +291,27 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     data = load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
     out.mkdir(parents=True, exist_ok=True)  # after the data loads: a bad data directory leaves nothing behind
     train = _subset(data.train, spec.max_train_images)
+    if dev.type == "cuda":  # the whole dataset on the GPU: no host-to-device copy per batch
+        train = type(train)(train.images.to(dev), train.labels.to(dev))
     torch.manual_seed(spec.seed)
-    gen = torch.Generator().manual_seed(spec.seed)
     model = build_for(spec, data).to(dev)
     steps = (spec.epochs + spec.finetune_epochs) * math.ceil(len(train.labels) / spec.batch_size)
     if fuse if fuse is not None else steps >= FUSE_MIN_STEPS:
         model.fuse_activations()
-    t0 = time.perf_counter()
-    _run_epochs(model, train, spec, spec.epochs, spec.lr, dev, gen, progress, "train")
-    if spec.activation == "cat":
-        fold_batchnorm(model.eval())
-        _run_epochs(model, train, spec, spec.finetune_epochs, spec.lr * 0.1, dev, gen, progress, "fine-tune folded")
-    model.eval()
-    train_seconds = time.perf_counter() - t0
+    watch = _subset(data.test, monitor) if monitor else None
+    state = loop.run(model, train, spec, dev, out, monitor=watch, progress=progress,
+                     log=lambda m: print(m, flush=True) if progress else None)
     name = f"{spec.model}-{spec.dataset}"
     metrics, doc, net = measure(model, spec, data, dev, name)
-    metrics.update(spec=spec.to_dict(), train_seconds=train_seconds, train_images=len(train.labels),
-                   device=str(dev), torch=torch.__version__)
+    metrics.update(spec=spec.to_dict(), train_seconds=state.seconds, train_images=len(train.labels),
+                   device=str(dev), device_name=_device_name(dev), torch=torch.__version__, curve=state.curve,
+                   stages=state.stages, curve_images=len(watch.labels) if watch is not None else 0)
     ckpt, snn_path, stats = out / "checkpoint.pt", out / "snn.pt", out / "spikes.json"
     save_checkpoint(model.cpu(), spec, ckpt)
-    net.save(snn_path)
-    write_spike_statistics(doc, stats)
+    if net is not None:
+        net.save(snn_path)
+        write_spike_statistics(doc, stats)
     write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-    return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics["agreement"], ckpt, snn_path, stats,
-                       metrics)
+    (out / loop.STATE_FILE).unlink(missing_ok=True)  # finished: the outputs above replace the resumable state
+    return TrainResult(metrics["ann_accuracy"], metrics.get("snn_accuracy", float("nan")),
+                       metrics.get("agreement", float("nan")), ckpt, snn_path, stats, metrics)

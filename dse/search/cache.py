@@ -19,7 +19,7 @@ from pathlib import Path
 import dse
 from dse.train import TrainResult, TrainSpec, train_and_evaluate
 
-_TRAINING_MODULES = ("data.py", "export.py", "models.py", "quant.py", "snn.py", "train.py")
+_TRAINING_MODULES = ("data.py", "export.py", "loop.py", "models.py", "quant.py", "snn.py", "train.py")
 
 
 def default_cache_dir() -> Path:
@@ -53,21 +53,40 @@ def lookup(spec: TrainSpec, cache_dir: Path) -> TrainResult | None:
 
 def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = "auto",
                  threads: int | None = None) -> tuple[TrainResult, bool]:
-    """(result, was_cached). Trains into a temporary directory and publishes it atomically."""
+    """(result, was_cached). Trains into ``.partial-<key>`` and publishes it atomically.
+
+    A training killed with its worker or node leaves ``.partial-<key>`` behind with its last epoch's state,
+    and the retry resumes there instead of starting over; a second worker on the same key meanwhile
+    (the partial directory is locked) trains privately.
+    """
+    import fcntl
+
     hit = lookup(spec, cache_dir)
     if hit is not None:
         return hit, True
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    work = cache_dir / f".partial-{cache_key(spec)}"
+    work.mkdir(exist_ok=True)
+    lock = open(work / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another live worker trains this key: do not share its state
+        lock.close()
+        lock, work = None, Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
     try:
         train_and_evaluate(spec, work, data_dir, device, threads, progress=False)
         (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "code": code_version()}, indent=1))
         entry = cache_dir / cache_key(spec)
+        (work / ".lock").unlink(missing_ok=True)
         try:
             os.rename(work, entry)  # atomic; fails if another worker published the same key first
         except OSError:
             if not (entry / "metrics.json").is_file():
                 raise
-    finally:
         shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if lock is not None:
+            lock.close()
+        if lock is None or not (work / "train_state.pt").is_file():  # keep only progress a retry can resume
+            shutil.rmtree(work, ignore_errors=True)
     return _result(entry), False

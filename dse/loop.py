@@ -1,0 +1,186 @@
+"""The training loop: phases of epochs, a resumable state after every epoch, an optional accuracy curve.
+
+A CAT training runs up to three phases: ``pretrain`` (ReLU and float weights, when
+``pretrain_epochs`` > 0), ``train`` (CAT with batch norm), then ``finetune`` (batch norm folded,
+lower learning rate). Each phase has its own optimizer and schedule. After every epoch the whole
+state (weights, optimizer, schedule, the data-order generator, the curve) is written atomically, so
+a process killed at any point resumes from its last finished epoch and ends bit for bit where an
+uninterrupted run of the same seed ends.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dse.atomic import write_bytes
+from dse.data import augment, batches
+from dse.errors import UserError
+from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
+
+STATE_FORMAT = "dse-train-state/1"
+STATE_FILE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    epochs: int
+    lr: float
+
+
+def phases(spec) -> list[Phase]:
+    if spec.activation != "cat":
+        return [Phase("train", spec.epochs, spec.lr)]
+    # after full-precision pre-training CAT only adapts: a fifth of the peak rate keeps what was learnt
+    cat_lr = spec.lr * (0.2 if spec.pretrain_epochs else 1.0)
+    return [p for p in (Phase("pretrain", spec.pretrain_epochs, spec.lr),
+                        Phase("train", spec.epochs - spec.pretrain_epochs, cat_lr),
+                        Phase("finetune", spec.finetune_epochs, spec.lr * 0.1)) if p.epochs]
+
+
+def _optimizer(model: VGG, spec, phase: Phase, steps_per_epoch: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=phase.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                          nesterov=spec.momentum > 0)
+    steps = phase.epochs * steps_per_epoch
+    if spec.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=phase.lr, total_steps=steps)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    return opt, sched
+
+
+@torch.no_grad()
+def accuracy(model: VGG, split, device, batch_size: int = 500) -> float:
+    """Eval-mode float32 accuracy (the monitoring curve; the exact figures come from ``train.measure``)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for x, y in batches(split, batch_size):
+        out = model(x.to(device).float() / 2**PIXEL_FRACTION_BITS)
+        correct += int((out.argmax(1).cpu() == y).sum())
+    model.train(was_training)
+    return correct / max(len(split.labels), 1)
+
+
+class TrainState:
+    """Where a training stands: completed (phase, epoch), the curve and the stage accuracies so far."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.phase = 0  # index into phases(spec)
+        self.epoch = 0  # epochs finished within that phase
+        self.curve: list[dict] = []  # one row per finished epoch
+        self.stages: dict[str, float] = {}
+        self.seconds = 0.0
+
+    def save(self, path: Path, model: VGG, opt, sched, gen: torch.Generator) -> None:
+        doc = {"format": STATE_FORMAT, "spec": self.spec.to_dict(), "phase": self.phase, "epoch": self.epoch,
+               "folded": model.folded, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "opt": opt.state_dict() if opt else None, "sched": sched.state_dict() if sched else None,
+               "gen": gen.get_state(), "curve": self.curve, "stages": self.stages, "seconds": self.seconds}
+        buffer = io.BytesIO()
+        torch.save(doc, buffer)
+        write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: Path, spec):
+        from dse.train import safe_load
+
+        doc = safe_load(path, "training state")
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise UserError(f"{path}: not a dse training state; delete it to start the training afresh")
+        if doc["spec"] != spec.to_dict():
+            raise UserError(f"{path}: holds a training of another spec; use another output directory or delete it")
+        state = cls(spec)
+        state.phase, state.epoch, state.curve = doc["phase"], doc["epoch"], doc["curve"]
+        state.stages, state.seconds = doc["stages"], doc["seconds"]
+        return state, doc
+
+
+def run(model: VGG, train, spec, device, out: Path, *, monitor=None, progress: bool = True, log=print) -> TrainState:
+    """Train ``model`` in place through every phase of ``spec``, resuming from ``out/train_state.pt``.
+
+    ``monitor``: a split whose eval-mode accuracy is recorded after every epoch and at the stages of a
+    CAT training (before folding, right after it): for reporting only, never for decisions.
+    """
+    path = out / STATE_FILE
+    plan = phases(spec)
+    steps_per_epoch = math.ceil(len(train.labels) / spec.batch_size)
+    gen = torch.Generator().manual_seed(spec.seed)
+    state, saved = TrainState(spec), None
+    if path.exists():
+        state, saved = TrainState.load(path, spec)
+        if saved["folded"]:
+            fold_batchnorm(model.eval())
+        model.load_state_dict(saved["model"])
+        gen.set_state(saved["gen"])
+        done = sum(p.epochs for p in plan[:state.phase]) + state.epoch
+        log(f"resumed from {path} after epoch {done} of {sum(p.epochs for p in plan)}")
+    for index in range(state.phase, len(plan)):
+        phase = plan[index]
+        if phase.name == "finetune" and not model.folded:
+            _fold(model, state, monitor, device)
+        model.set_pretraining(phase.name == "pretrain")
+        opt, sched = _optimizer(model, spec, phase, steps_per_epoch)
+        if saved is not None and saved["opt"] is not None and index == state.phase and state.epoch:
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+        first = state.epoch if index == state.phase else 0
+        for epoch in range(first, phase.epochs):
+            t0 = time.perf_counter()
+            _epoch(model, train, spec, device, gen, opt, sched, progress, f"{phase.name} {epoch + 1}/{phase.epochs}")
+            row = {"phase": phase.name, "epoch": epoch + 1, "seconds": time.perf_counter() - t0}
+            state.seconds += row["seconds"]
+            if monitor is not None:
+                row["accuracy"] = accuracy(model, monitor, device)
+            state.curve.append(row)
+            state.phase, state.epoch = index, epoch + 1
+            state.save(path, model, opt, sched, gen)
+        state.phase, state.epoch = index + 1, 0
+    model.set_pretraining(False)
+    if spec.activation == "cat" and not model.folded:  # no fine-tune phase: fold anyway, the SNN has no BN
+        _fold(model, state, monitor, device)
+    model.eval()
+    return state
+
+
+def _fold(model: VGG, state: TrainState, monitor, device) -> None:
+    if monitor is not None:
+        state.stages["before_fold"] = accuracy(model, monitor, device)
+    fold_batchnorm(model.eval())
+    if monitor is not None:
+        state.stages["after_fold"] = accuracy(model, monitor, device)
+
+
+def _epoch(model, data, spec, device, gen, opt, sched, progress: bool, label: str) -> None:
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=math.ceil(len(data.labels) / spec.batch_size), desc=label, unit="batch", leave=False)
+    model.train()
+    for x, y in batches(data, spec.batch_size, shuffle=True, generator=gen):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if spec.augment and x.shape[-1] >= 16:  # crops would erase 8x8 digits
+            x = augment(x, gen, pad=x.shape[-1] // 8)
+        loss = F.cross_entropy(model(x.float() / 2**PIXEL_FRACTION_BITS), y, label_smoothing=spec.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if bar is not None:
+            bar.update()
+            if bar.n % 20 == 0:  # .item() waits for the device: not on every step
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if not torch.isfinite(loss):
+        raise UserError(f"{label}: training diverged (loss {loss.item()}); lower train.lr")
+    if bar is not None:
+        bar.close()
