@@ -163,6 +163,12 @@ def _subset(split, limit: int):
     return split if not limit or limit >= len(split.labels) else type(split)(split.images[:limit], split.labels[:limit])
 
 
+def exact_kernels():
+    """cuDNN may pick FFT or Winograd convolutions, and TF32 rounds float32 products: the exact paths run
+    plain GEMM sums (a no-op on the CPU)."""
+    return torch.backends.cudnn.flags(enabled=False, allow_tf32=False)
+
+
 @torch.no_grad()
 def ann_predictions(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor:
     """Eval-mode predictions; a folded CAT network runs in float64, where it is exact."""
@@ -172,15 +178,17 @@ def ann_predictions(model: VGG, split, device, batch_size: int = 500) -> torch.T
     net = copy.deepcopy(model).eval()
     net = net.double() if exact else net.float()
     out = []
-    for x, _ in batches(split, batch_size):
-        x = x.to(device).to(torch.float64 if exact else torch.float32) / 2**PIXEL_FRACTION_BITS
-        out.append(net(x).argmax(1).cpu())
+    with exact_kernels():
+        for x, _ in batches(split, batch_size):
+            x = x.to(device).to(torch.float64 if exact else torch.float32) / 2**PIXEL_FRACTION_BITS
+            out.append(net(x).argmax(1).cpu())
     return torch.cat(out)
 
 
 def evaluate_snn(net: SNNNetwork, split, device, meta: dict, batch_size: int = 500) -> tuple[torch.Tensor, dict]:
     preds: list[torch.Tensor] = []
-    doc = spike_statistics(net, batches(split, batch_size), device=device, meta=meta, predictions=preds)
+    with exact_kernels():
+        doc = spike_statistics(net, batches(split, batch_size), device=device, meta=meta, predictions=preds)
     return torch.cat(preds), doc
 
 

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
                            help=f"(default: {f.default})")
     p.add_argument("--out", type=Path, default=Path("results/train"),
                    help="output directory; a killed training re-run with the same --out and spec resumes there")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile CAT's elementwise passes (same numbers; default: on for trainings of 1000+ steps)")
     p.add_argument("--monitor", type=int, default=0, metavar="N",
                    help="record the accuracy on N test images after every epoch (metrics.json: curve, stages)")
     _common(p)
@@ -70,7 +72,8 @@ def _train(args) -> int:
     spec = dataclasses.replace(spec, **flags)
     if args.monitor < 0:
         raise UserError(f"--monitor: must be >= 0, got {args.monitor}")
-    result = train_and_evaluate(spec, args.out, args.data_dir, args.device, args.threads, monitor=args.monitor)
+    result = train_and_evaluate(spec, args.out, args.data_dir, args.device, args.threads, fuse=args.fuse,
+                                monitor=args.monitor)
     m = result.metrics
     if "snn_accuracy" not in m:
         print(f"ANN accuracy {m['ann_accuracy']:.2%}  (float weights: no SNN on log-weight hardware)")
