@@ -20,12 +20,13 @@ tar xzf "$src/tiny-imagenet-mini.tar.gz" -C "$data"
 python3 "$src/make_cifar10_batches.py" "$data" --tar "$src/cifar10-jpg.tar.gz" > "$out/data.txt" 2>&1
 echo "data ready after $(( $(date +%s) - start )) s" >> "$out/data.txt"
 left=$(( deadline - ($(date +%s) - start) ))
-study() {  # plan epochs jobs
-  timeout "$left" python3 benchmarks/cat_study.py --plan "$1" --epochs "$2" --jobs "$3" --device cuda \
-    --data-dir "$data" --work "$work" --out "$out/$1" > "$out/$1.log" 2>&1
+study() {  # plan epochs jobs [cat_study options]
+  local plan=$1 epochs=$2 jobs=$3; shift 3
+  timeout "$left" python3 benchmarks/cat_study.py --plan "$plan" --epochs "$epochs" --jobs "$jobs" --device cuda \
+    --data-dir "$data" --work "$work" --out "$out/$plan" "$@" > "$out/$plan.log" 2>&1
 }
 study vgg16 "$ev" 2 &
-study attribution "$es" 9 &
+study attribution "$es" 9 ${ATTRIBUTION_ONLY:+--only $ATTRIBUTION_ONLY} &
 study tiny 30 2 &
 wait
 # trainings the deadline cut still have their per-epoch curve in their resumable state
@@ -35,5 +36,4 @@ work, out = map(pathlib.Path, sys.argv[1:])
 cut = {str(p.parent.relative_to(work)): torch.load(p, weights_only=True)["curve"] for p in work.rglob("train_state.pt")}
 (out / "unfinished_curves.json").write_text(json.dumps(cut, indent=1))
 EOF
-wait $tests
 echo "total $(( $(date +%s) - start )) s" >> "$out/data.txt"

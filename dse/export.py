@@ -63,6 +63,8 @@ class SNNNetwork:
 
 def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.Tensor | None, weight_bits: int,
                input_grid: int) -> dict:
+    weight = weight.detach().cpu()  # the SNN file is a CPU artifact; simulators move it to their device
+    bias = None if bias is None else bias.detach().cpu()
     scale = weight_scale_exponent(weight)
     lsb = scale - max_exponent(weight_bits) + input_grid
     b = torch.zeros(weight.shape[0], dtype=torch.float64) if bias is None else bias.detach().to(torch.float64)

@@ -211,7 +211,7 @@ def log_encode(w: torch.Tensor, weight_bits: int, scale_exp: int) -> torch.Tenso
     Magnitudes below half the smallest level become zero.
     """
     emax = max_exponent(weight_bits)
-    mag = torch.ldexp(w.detach().abs().to(torch.float64), torch.tensor(-scale_exp))
+    mag = torch.ldexp(w.detach().abs().to(torch.float64), torch.tensor(-scale_exp, device=w.device))
     mant, exp = torch.frexp(mag)  # mag = mant * 2^exp, mant in [0.5, 1)
     e = -(exp - 1) - (mant >= 0.75).to(exp.dtype)  # exponent of the nearest power of two, as 2^-e
     e = e.clamp(min=0)  # magnitudes above the scale (cannot happen with scale >= max|w|)

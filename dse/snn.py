@@ -63,7 +63,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
         kind = op["op"]
         if kind in ("conv", "linear"):
             record.input_events.append(events)
-            bias = torch.ldexp(op["bias"].to(x.device, torch.float64), torch.tensor(op["lsb"]))
+            bias = torch.ldexp(op["bias"].to(x.device, torch.float64), torch.tensor(op["lsb"], device=x.device))
             x = _apply_weights(op, x, _weight(op).to(x.device)) + (bias.view(1, -1, 1, 1) if kind == "conv" else bias)
         elif kind == "fire":
             theta = 2.0 ** op["theta_exp"]
@@ -141,7 +141,7 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
         elif kind == "flatten":
             state = (*state[:2], (*state[2], lambda e: torch.flatten(e, 1)))
     _, potential, lsb = state
-    return torch.ldexp(potential.to(torch.float64), torch.tensor(lsb)), record
+    return torch.ldexp(potential.to(torch.float64), torch.tensor(lsb, device=potential.device)), record
 
 
 def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code) -> torch.Tensor:
