@@ -9,11 +9,13 @@ to put which files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
 import tarfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from dse.atomic import replacing
 from dse.errors import UserError
 
 DATASET_NAMES = ("cifar10", "cifar100", "tiny-imagenet", "digits", "imagefolder")
+MAX_IMAGE_PIXELS = 40_000_000  # one dataset image: a 12-megapixel photo passes, a decompression bomb does not
 
 # official sources: (url, md5, directory the archive unpacks to)
 _SOURCES = {
@@ -53,6 +56,7 @@ class Dataset:
     train: Split
     test: Split
     classes: tuple[str, ...]
+    fingerprint: str = ""  # content hash of the data as decoded: part of the trained-network cache key
 
     @property
     def num_classes(self) -> int:
@@ -69,8 +73,23 @@ class Dataset:
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, coarse_labels: bool = False,
                  download: bool = True) -> Dataset:
-    """Load ``name`` from ``data_dir`` (default ``$DSE_DATA_DIR`` or ``~/.cache/dse/data``)."""
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    """Load ``name`` from ``data_dir`` (default ``$DSE_DATA_DIR`` or ``~/.cache/dse/data``), with its
+    content fingerprint: two folders holding different images never share a trained network."""
+    data = _load(name, Path(data_dir) if data_dir is not None else default_data_dir(), coarse_labels, download)
+    return data if data.fingerprint else dataclasses.replace(data, fingerprint=content_hash(data))
+
+
+def content_hash(data: Dataset) -> str:
+    """SHA-256 of everything training reads: class names, then each split's shapes, pixels and labels."""
+    digest = hashlib.sha256(repr((data.name, data.classes)).encode())
+    for split in (data.train, data.test):
+        for t in (split.images, split.labels):
+            digest.update(repr((tuple(t.shape), str(t.dtype))).encode())
+            digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _load(name: str, root: Path, coarse_labels: bool, download: bool) -> Dataset:
     if name == "digits":
         return _digits()
     if name == "imagefolder":
@@ -158,23 +177,39 @@ def _unpickle(path: Path) -> dict:
 
 def _cifar(folder: Path, name: str, train_files: list[str], test_file: str, meta_file: str, label_key: bytes,
            names_key: bytes) -> Dataset:
-    def split(files: list[str]) -> Split:
-        batches = [_unpickle(folder / f) for f in files]
+    meta = _unpickle(folder / meta_file)
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, []))
+    if not classes:
+        raise UserError(f"dataset: {folder / meta_file} names no classes ({names_key.decode()!r})")
+
+    def batch(file: str) -> tuple[np.ndarray, np.ndarray]:
+        """One batch's pixels and labels, checked: the format's uint8 range and class numbers, no wrapping."""
+        path = folder / file
+        b = _unpickle(path)
         try:
-            data = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
-            labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+            data, labels = np.asarray(b[b"data"]), np.asarray(b[label_key])
         except KeyError as exc:
             raise UserError(f"dataset: {folder} batches lack the key {exc.args[0]!r}") from None
         if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
             raise UserError(f"dataset: {folder} batches are not 32x32x3 images with one label each")
-        return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32)).contiguous(), torch.from_numpy(labels))
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise UserError(f"dataset: {path}: labels must be a flat list of class numbers, got shape "
+                            f"{labels.shape} of {labels.dtype}")
+        if data.dtype != np.uint8:
+            bad = data[(data < 0) | (data > 255)] if data.dtype.kind in "iu" else data.ravel()
+            if len(bad):
+                raise UserError(f"dataset: {path}: pixel values must be 0..255, found {bad[0].item()!r}")
+        wrong = labels[(labels < 0) | (labels >= len(classes))]
+        if len(wrong):
+            raise UserError(f"dataset: {path}: labels must be class numbers 0..{len(classes) - 1}, found {wrong[0]}")
+        return data.astype(np.uint8), labels.astype(np.int64)
 
-    meta = _unpickle(folder / meta_file)
-    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, []))
-    train, test = split(train_files), split([test_file])
-    if not classes or int(train.labels.max()) >= len(classes):
-        raise UserError(f"dataset: {folder / meta_file} does not name the {int(train.labels.max()) + 1} classes")
-    return Dataset(name, train, test, classes)
+    def split(files: list[str]) -> Split:
+        data, labels = zip(*(batch(f) for f in files))
+        images = np.concatenate(data).reshape(-1, 3, 32, 32)
+        return Split(torch.from_numpy(images).contiguous(), torch.from_numpy(np.concatenate(labels)))
+
+    return Dataset(name, split(train_files), split([test_file]), classes)
 
 
 def _decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
@@ -183,11 +218,19 @@ def _decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
     arrays = []
     for p in paths:
         try:
-            with Image.open(p) as im:
+            with warnings.catch_warnings():  # PIL only warns below twice its own limit; ours is checked below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(p)
+            with im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:  # checked on the header, before decoding
+                    raise UserError(f"dataset: {p}: {im.width}x{im.height} pixels, more than the "
+                                    f"{MAX_IMAGE_PIXELS:,} a dataset image may have")
                 im = im.convert("RGB")
                 if size is not None and im.size != (size, size):
                     im = im.resize((size, size))
                 arrays.append(np.asarray(im, dtype=np.uint8))
+        except Image.DecompressionBombError as exc:
+            raise UserError(f"dataset: {p}: {exc}") from None
         except OSError:
             raise UserError(f"dataset: {p} is not a readable image") from None
     if len({a.shape for a in arrays}) > 1:
@@ -195,23 +238,41 @@ def _decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def _cached(key: str, build) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoded JPEG datasets are cached as .npz under $DSE_CACHE_DIR/decoded (atomic write)."""
+def _decoded(name: str, classes: tuple[str, ...], splits: dict[str, tuple[list[Path], list[int]]],
+             size: int | None) -> Dataset:
+    """An image dataset from its files, through a cache of the decoded arrays keyed by the files' content
+    (every byte, each file's split and label), never by dates: editing, adding or moving an image between
+    classes is a new key. Both splits are decoded before anything is written, so a bad image leaves no
+    cache file; the content fingerprint is computed once, when decoding, and kept in the cache file."""
+    digest = hashlib.sha256(repr((name, classes, size)).encode())
+    for split, (paths, labels) in splits.items():
+        for path, label in zip(paths, labels):
+            try:
+                content = path.read_bytes()
+            except OSError:
+                raise UserError(f"dataset: {path} is not a readable image") from None
+            digest.update(repr((split, path.name, label, len(content))).encode())
+            digest.update(content)
     cache = Path(os.environ.get("DSE_CACHE_DIR", Path.home() / ".cache" / "dse")) / "decoded"
-    path = cache / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".npz")
+    path = cache / (digest.hexdigest()[:32] + ".npz")
+    train, test = splits
     if path.is_file():
         with np.load(path) as z:
-            return torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
-    x, y = build()
+            arrays = {f"{split}_{k}": torch.from_numpy(z[f"{split}_{k}"]) for split in splits for k in "xy"}
+            fingerprint = str(z["fingerprint"])
+    else:
+        arrays = {}
+        for split, (paths, labels) in splits.items():
+            arrays[f"{split}_x"], arrays[f"{split}_y"] = _decode_images(paths, size), torch.tensor(labels)
+    data = Dataset(name, Split(arrays[f"{train}_x"], arrays[f"{train}_y"]),
+                   Split(arrays[f"{test}_x"], arrays[f"{test}_y"]), classes)
+    if path.is_file():
+        return dataclasses.replace(data, fingerprint=fingerprint)
+    data = dataclasses.replace(data, fingerprint=content_hash(data))
     cache.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
-        np.savez(tmp, x=x.numpy(), y=y.numpy())
-    return x, y
-
-
-def _fingerprint(folder: Path) -> str:
-    st = folder.stat()
-    return f"{folder.resolve()}:{st.st_mtime_ns}"
+        np.savez(tmp, **{k: v.numpy() for k, v in arrays.items()}, fingerprint=np.array(data.fingerprint))
+    return data
 
 
 def _tiny_imagenet(folder: Path) -> Dataset:
@@ -220,37 +281,29 @@ def _tiny_imagenet(folder: Path) -> Dataset:
         raise UserError(f"dataset: {wnids_file} is missing (not a Tiny-ImageNet-200 layout)")
     wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
     index = {w: i for i, w in enumerate(wnids)}
-
-    def train():
-        paths, labels = [], []
-        for w in wnids:
-            found = sorted((folder / "train" / w / "images").glob("*.JPEG"))
-            if not found:
-                raise UserError(f"dataset: no training images under {folder / 'train' / w / 'images'}")
-            paths += found
-            labels += [index[w]] * len(found)
-        return _decode_images(paths, 64), torch.tensor(labels)
-
-    def val():
-        ann = folder / "val" / "val_annotations.txt"
-        if not ann.is_file():
-            raise UserError(f"dataset: {ann} is missing (Tiny-ImageNet validation labels)")
-        paths, labels = [], []
-        for line in ann.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 2 and parts[1] in index:
-                paths.append(folder / "val" / "images" / parts[0])
-                labels.append(index[parts[1]])
-        if not paths:
-            raise UserError(f"dataset: {ann} lists no image of the classes in wnids.txt")
-        return _decode_images(paths, 64), torch.tensor(labels)
-
-    key = _fingerprint(folder)
+    paths, labels = [], []
+    for w in wnids:
+        found = sorted((folder / "train" / w / "images").glob("*.JPEG"))
+        if not found:
+            raise UserError(f"dataset: no training images under {folder / 'train' / w / 'images'}")
+        paths += found
+        labels += [index[w]] * len(found)
+    ann = folder / "val" / "val_annotations.txt"
+    if not ann.is_file():
+        raise UserError(f"dataset: {ann} is missing (Tiny-ImageNet validation labels)")
+    val_paths, val_labels = [], []
+    for line in ann.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] in index:
+            val_paths.append(folder / "val" / "images" / parts[0])
+            val_labels.append(index[parts[1]])
+    if not val_paths:
+        raise UserError(f"dataset: {ann} lists no image of the classes in wnids.txt")
     words = {}
     if (folder / "words.txt").is_file():
         words = dict(line.split("\t", 1) for line in (folder / "words.txt").read_text().splitlines() if "\t" in line)
     classes = tuple(words.get(w, w).split(",")[0] for w in wnids)
-    return Dataset("tiny-imagenet", Split(*_cached(key + ":train", train)), Split(*_cached(key + ":val", val)), classes)
+    return _decoded("tiny-imagenet", classes, {"train": (paths, labels), "val": (val_paths, val_labels)}, 64)
 
 
 def _image_folder(root: Path) -> Dataset:
@@ -263,7 +316,7 @@ def _image_folder(root: Path) -> Dataset:
     if not classes:
         raise UserError(f"dataset: no class folders under {train_dir}")
 
-    def read(split_dir: Path):
+    def listing(split_dir: Path) -> tuple[list[Path], list[int]]:
         paths, labels = [], []
         for i, c in enumerate(classes):
             found = sorted(p for p in (split_dir / c).glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -271,12 +324,9 @@ def _image_folder(root: Path) -> Dataset:
             labels += [i] * len(found)
         if not paths:
             raise UserError(f"dataset: no images under {split_dir}/<class>/")
-        return _decode_images(paths), torch.tensor(labels)
+        return paths, labels
 
-    key = _fingerprint(train_dir) + _fingerprint(test_dir)
-    train = Split(*_cached(key + ":train", lambda: read(train_dir)))
-    test = Split(*_cached(key + ":test", lambda: read(test_dir)))
-    return Dataset("imagefolder", train, test, tuple(classes))
+    return _decoded("imagefolder", tuple(classes), {"train": listing(train_dir), "test": listing(test_dir)}, None)
 
 
 def _digits() -> Dataset:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from dse import flags
 from dse.errors import UserError
 
 
@@ -36,7 +37,9 @@ def register(subparsers) -> None:
     e = subparsers.add_parser("evaluate", help="ANN and SNN accuracy, conversion loss and spike statistics of a checkpoint")
     e.add_argument("checkpoint", type=Path)
     e.add_argument("--events", action="store_true", help="also run the event-driven simulator and check it equals the closed form")
-    e.add_argument("--accumulator-bits", type=int, default=48)
+    e.add_argument("--accumulator-bits", type=flags.positive_int, default=None,
+                   help="membrane accumulator width of the event simulator (default: the --arch processor's)")
+    e.add_argument("--arch", default="paper", help="processor whose accumulator width --events checks (default: paper)")
     e.add_argument("--max-test-images", type=int, default=0)
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -46,8 +49,8 @@ def register(subparsers) -> None:
 
 def _common(p) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' standard layouts live")
-    p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", type=flags.device, default="auto", help="auto (cuda when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=flags.positive_int, default=None, help="torch CPU threads")
 
 
 def load_yaml_mapping(path: Path) -> dict:
@@ -93,6 +96,10 @@ def _evaluate(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.accumulator_bits is None:  # check overflow at the width of the processor that runs the network
+        import hwmodel
+
+        args.accumulator_bits = hwmodel.load_arch(args.arch).accumulator_bits
     model, spec, data = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
     if args.max_test_images:
         spec = dataclasses.replace(spec, max_test_images=args.max_test_images)

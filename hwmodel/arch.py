@@ -12,7 +12,7 @@ import yaml
 
 from hwmodel.errors import ConfigError, brief, did_you_mean
 from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
-from hwmodel.files import inside, is_file, read_text
+from hwmodel.files import inside, is_file, load_yaml, read_text
 
 INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
 FLOAT_FIELDS = ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib", "clock_mhz", "tech_nm",
@@ -123,9 +123,9 @@ def presets() -> list[str]:
 
 
 def read_yaml(text: str, where: str) -> Any:
-    """Plain YAML data only (``safe_load``): a ``!!python/...`` tag is refused, never run."""
+    """Plain YAML data only (``hwmodel.files.load_yaml``): a ``!!python/...`` tag is refused, never run."""
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

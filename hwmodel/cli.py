@@ -53,8 +53,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--firing", type=float, help="set every layer's input firing fraction (before --spikes)")
 
 
+MAX_SWEEP_POINTS = 1_000_000
+NETWORK_FIELDS = ("time_window", "weight_bits", "steps_per_octave")  # fixed by a trained network's spike file
+
+
+def _check_network(arch: hwmodel.Arch, wl: hwmodel.Workload, args, grid: dict | None = None) -> None:
+    """A trained network priced on a processor built for another T, weight width or k is an error."""
+    built = {k: wl.meta[k] for k in NETWORK_FIELDS if k in wl.meta}
+    values = {k: (grid or {}).get(k, [getattr(arch, k)]) for k in built}
+    wrong = [k for k in built if any(v != built[k] for v in values[k])]
+    if wrong:
+        have = ", ".join("/".join(str(v) for v in values[k]) for k in wrong)
+        raise ConfigError(f"{args.spikes or args.workload}: the network was built for "
+                          f"{', '.join(f'{k} {built[k]}' for k in wrong)}; processor {args.arch} has {have} "
+                          "(set them in the --arch file)")
+
+
 def cmd_estimate(args) -> int:
-    report = hwmodel.estimate(hwmodel.load_arch(args.arch), _workload(args))
+    arch, wl = hwmodel.load_arch(args.arch), _workload(args)
+    _check_network(arch, wl, args)
+    report = hwmodel.estimate(arch, wl)
     if not report.feasible:  # a search keeps such points as a constraint; asked for alone, it is an error
         raise ConfigError(f"{args.arch}: infeasible processor for {report.workload}: {'; '.join(report.reasons)}")
     print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else report.table())
@@ -75,11 +93,14 @@ def _values(spec: str) -> tuple[str, list]:
             lo, hi, step = (float(v) for v in text.split(":"))
             if step <= 0:
                 raise ValueError
-            values = list(np.arange(lo, hi + step / 2, step))
+            n = int((hi - lo) / step + 0.5) + 1 if hi >= lo else 0
+            values = None if n > MAX_SWEEP_POINTS else list(np.arange(lo, hi + step / 2, step))
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"--set {name}: cannot read {text!r} as numbers (V1,V2 or LO:HI:STEP, STEP > 0)") from None
+    if values is None:  # counted before np.arange would try to allocate them
+        raise ConfigError(f"--set {name}: {text} gives {n} values (at most {MAX_SWEEP_POINTS:,})")
     return name, [int(v) if name in INT_FIELDS and v == int(v) else v for v in values]
 
 
@@ -88,6 +109,10 @@ def cmd_sweep(args) -> int:
     if not args.set:
         raise ConfigError("sweep: give at least one --set FIELD=VALUES")
     grid = dict(_values(spec) for spec in args.set)
+    points = int(np.prod([len(v) for v in grid.values()], dtype=float))
+    if points > MAX_SWEEP_POINTS:
+        raise ConfigError(f"--set: the grid has {points} points (at most {MAX_SWEEP_POINTS:,})")
+    _check_network(arch, wl, args, grid)
     combos = list(itertools.product(*grid.values()))
     columns = {name: np.array([c[i] for c in combos]) for i, name in enumerate(grid)}
     result = hwmodel.estimate_many(arch, wl, **columns)

@@ -18,6 +18,13 @@ def did_you_mean(key: str, choices) -> str:
 
 
 def brief(value) -> str:
-    """``repr(value)``, shortened: an error line quotes the bad value, not a 400-digit integer."""
-    text = repr(value)
+    """``repr(value)``, shortened: an error line quotes the bad value, not a 400-digit integer. Bounded
+    work too: a huge list or mapping is abbreviated while it is written, never written out in full."""
+    import reprlib
+
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"  # str() would refuse it
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxlong = 3, 200, 200, 10_000
+    text = short.repr(value) if isinstance(value, (list, dict, tuple, set, str)) else repr(value)
     return text if len(text) <= 200 else text[:60] + f"... ({len(text)} characters)"

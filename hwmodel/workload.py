@@ -195,6 +195,8 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     if "input_firing" in raw:
         firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
     extra = {k: raw[k] for k in ("output_spikes", "spike_time_histogram") if k in raw}
+    if "output_spikes" in raw:  # a count: never negative, never more than the layer's neurons
+        extra["output_spikes"] = _number(raw["output_spikes"], f"{label}.output_spikes", maximum=float(_prod(out_shape)))
     return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, extra)
 
 
@@ -326,6 +328,8 @@ def overlay_spikes(workload: Workload, path_or_dict: str | Path | dict) -> Workl
         elif "input_firing" in raw:
             firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
             updated[name] = dataclasses.replace(layer, input_spikes=None, input_firing=firing)
+        if "output_spikes" in raw:
+            _number(raw["output_spikes"], f"{label}.output_spikes", maximum=float(_prod(layer.out_shape)))
     meta = {**workload.meta, **_meta(data, where)}
     return dataclasses.replace(workload, layers=tuple(updated[layer.name] for layer in workload.layers), meta=meta)
 

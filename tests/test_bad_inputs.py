@@ -96,10 +96,10 @@ def _study_with_two_trials(tmp: Path, shared: Path | None) -> None:
     folder = tmp / "results" / "bad"
     folder.mkdir(parents=True)
     shutil.copy(CORPUS / "spaces" / "ok.yaml", folder / "space.yaml")
-    from dse.search.driver import storage_for
+    from dse.search.storage import DEFAULT, in_directory, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = storage_for(None, folder)  # the study database as the driver makes it
+    storage = open_storage(in_directory(DEFAULT, folder))  # the study database as the driver makes it
     study = optuna.create_study(study_name="bad", storage=storage, directions=["minimize", "minimize"])
     for x in (1.0, 2.0):
         study.tell(study.ask(), [x, 3.0 - x])
@@ -117,6 +117,38 @@ def _real_cifar10_truncated(tmp: Path, shared: Path | None) -> None:
             (folder / f.name).write_bytes(f.read_bytes()[: 1 << 20])
         else:
             (folder / f.name).symlink_to(f)
+
+
+def _cifar10_batch(tmp: Path, changes: dict) -> None:
+    """The small CIFAR-10 directory with ``data_batch_1`` rewritten: labels or pixels out of the format."""
+    folder = _cifar10(tmp / "data")
+    batch = pickle.loads((folder / "data_batch_1").read_bytes())
+    (folder / "data_batch_1").write_bytes(pickle.dumps({**batch, **changes}, protocol=2))
+
+
+def _image_folder(root: Path, test_image: str = "ok.png") -> Path:
+    """``root/train/a``, ``root/train/b``, ``root/test/a`` with two real 8x8 PNGs each."""
+    from PIL import Image
+
+    for split, cls in (("train", "a"), ("train", "b"), ("test", "a")):
+        (root / split / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (40 * i, 80, 120)).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def _image_bomb(tmp: Path, shared: Path | None) -> None:
+    """A 10000x10000 PNG of 12 KB: 100 million pixels (300 MB once decoded to RGB)."""
+    from PIL import Image
+
+    Image.new("1", (10000, 10000)).save(_image_folder(tmp / "data") / "train" / "a" / "bomb.png")
+
+
+def _empty_study_db(tmp: Path, shared: Path | None) -> None:
+    folder = tmp / "results" / "bad"
+    folder.mkdir(parents=True)
+    shutil.copy(CORPUS / "spaces" / "ok.yaml", folder / "space.yaml")
+    (folder / "study.db").write_bytes(b"")
 
 
 def _tiny_imagenet_without_wnids(tmp: Path, shared: Path | None) -> None:
@@ -142,6 +174,15 @@ BUILDERS = {
                                                                      if k != "spec"}),
     "checkpoint_wrong_weights": lambda tmp, shared: _checkpoint(tmp, _dse_state()),
     "study_with_two_trials": _study_with_two_trials,
+    "fifo": lambda tmp, shared: os.mkfifo(tmp / "space.fifo"),
+    "image_bomb": _image_bomb,
+    "image_zero_bytes": lambda tmp, shared: (_image_folder(tmp / "data") / "test" / "a" / "empty.png").write_bytes(b""),
+    "cifar10_negative_label": lambda tmp, shared: _cifar10_batch(tmp, {b"labels": [-1] + [0] * 19}),
+    "cifar10_labels_2d": lambda tmp, shared: _cifar10_batch(
+        tmp, {b"labels": __import__("numpy").zeros((20, 2), dtype=__import__("numpy").int64)}),
+    "cifar10_pixels_1000": lambda tmp, shared: _cifar10_batch(
+        tmp, {b"data": __import__("numpy").full((20, 3072), 1000, dtype=__import__("numpy").int64)}),
+    "empty_study_db": _empty_study_db,
 }
 
 
@@ -210,7 +251,8 @@ def snapshot(root: Path) -> dict[str, object]:
     state: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
-        state[rel] = ("link", os.readlink(path)) if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes()
+        state[rel] = ("link", os.readlink(path)) if path.is_symlink() else "dir" if path.is_dir() else \
+            path.read_bytes() if path.is_file() else "special"  # a FIFO: reading it would block
     return state
 
 

@@ -1,7 +1,8 @@
 """Train once, price many: trained networks on disk, keyed by everything that shapes them.
 
-The key hashes the full TrainSpec, the dse version and the source of every module that training
-runs, so a code change never serves a stale network. Entries are written to a private temporary
+The key hashes the full TrainSpec, the content fingerprint of the dataset as decoded
+(``dse.data.content_hash``), the dse version and the source of every module that training runs, so
+neither other data under the same name nor a code change ever serves a stale network. Entries are written to a private temporary
 directory and renamed into place: when two workers finish the same key at once, the first rename
 wins and the other discards its copy. The cache is shared across studies.
 """
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import dse
+from dse.data import load_dataset
 from dse.train import TrainResult, TrainSpec, train_and_evaluate
 
 _TRAINING_MODULES = ("data.py", "export.py", "loop.py", "models.py", "quant.py", "snn.py", "train.py")
@@ -35,9 +37,13 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(spec: TrainSpec) -> str:
-    payload = json.dumps({"spec": spec.to_dict(), "code": code_version()}, sort_keys=True)
+def cache_key(spec: TrainSpec, data_fingerprint: str) -> str:
+    payload = json.dumps({"spec": spec.to_dict(), "data": data_fingerprint, "code": code_version()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def data_fingerprint(spec: TrainSpec, data_dir=None) -> str:
+    return load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels).fingerprint
 
 
 def _result(entry: Path) -> TrainResult:
@@ -46,8 +52,8 @@ def _result(entry: Path) -> TrainResult:
                        entry / "snn.pt", entry / "spikes.json", metrics)
 
 
-def lookup(spec: TrainSpec, cache_dir: Path) -> TrainResult | None:
-    entry = cache_dir / cache_key(spec)
+def lookup(spec: TrainSpec, cache_dir: Path, data_fingerprint: str) -> TrainResult | None:
+    entry = cache_dir / cache_key(spec, data_fingerprint)
     return _result(entry) if (entry / "metrics.json").is_file() else None
 
 
@@ -61,11 +67,12 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
     """
     import fcntl
 
-    hit = lookup(spec, cache_dir)
+    fingerprint = data_fingerprint(spec, data_dir)
+    hit = lookup(spec, cache_dir, fingerprint)
     if hit is not None:
         return hit, True
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = cache_dir / f".partial-{cache_key(spec)}"
+    work = cache_dir / f".partial-{cache_key(spec, fingerprint)}"
     work.mkdir(exist_ok=True)
     lock = open(work / ".lock", "w")
     try:
@@ -75,8 +82,9 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
         lock, work = None, Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
     try:
         train_and_evaluate(spec, work, data_dir, device, threads, progress=False)
-        (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "code": code_version()}, indent=1))
-        entry = cache_dir / cache_key(spec)
+        (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "data": fingerprint,
+                                                    "code": code_version()}, indent=1))
+        entry = cache_dir / cache_key(spec, fingerprint)
         (work / ".lock").unlink(missing_ok=True)
         try:
             os.rename(work, entry)  # atomic; fails if another worker published the same key first

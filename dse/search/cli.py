@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dse import flags
+
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("search", help="run (or resume) a design-space exploration study")
     s.add_argument("space", type=Path, help="search-space YAML (see docs/search.md)")
-    s.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a private local instance)")
-    s.add_argument("--n-trials", type=int, help="total completed trials wanted, earlier runs included")
-    s.add_argument("--timeout", type=float, help="stop submitting trials after this many seconds")
+    s.add_argument("--address", type=flags.address, help="Ray cluster address (default: $RAY_ADDRESS, else a private local instance)")
+    s.add_argument("--n-trials", type=flags.positive_int, help="total completed trials wanted, earlier runs included")
+    s.add_argument("--timeout", type=flags.seconds, help="stop submitting trials after this many seconds")
     s.add_argument("--results-dir", type=Path, default=Path("results"), help="study outputs go to RESULTS_DIR/<study>")
     s.add_argument("--resume", action="store_true", help="continue the study in the results directory")
     s.add_argument("--storage", help="Optuna storage URL or journal file (default: SQLite in the study directory)")
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     s.add_argument("--cache-dir", help="trained-network cache (default: $DSE_CACHE_DIR/trained)")
     s.add_argument("--no-export", action="store_true", help="do not write the Pareto files at the end")
     s.add_argument("--quiet", action="store_true", help="no progress line")
-    s.add_argument("--max-failures", type=int, default=10, metavar="N",
+    s.add_argument("--max-failures", type=flags.count, default=10, metavar="N",
                    help="stop after N trials fail in a row (default 10; 0: never)")
     s.set_defaults(func=_search)
 
@@ -52,12 +54,13 @@ def _search(args) -> int:
     from dse.search.driver import SPACE_FILE, RunOptions, run_search, study_dir
     from dse.search.export import export_study, front
     from dse.search.space import load_space
+    from dse.search.storage import locate
 
     space = load_space(args.space)
     directory = study_dir(space, args.results_dir)
     if (directory / SPACE_FILE).is_file():  # a damaged copy is refused with its reason (pareto/status would be too)
         load_space(directory / SPACE_FILE)
-    args.storage = _storage(args.storage, space, directory, exists=False)
+    args.storage = locate(args.storage, directory, space.storage, must_exist=False)  # checked before any write
     opts = RunOptions(results_dir=args.results_dir, address=args.address, n_trials=args.n_trials, timeout=args.timeout,
                       resume=args.resume, storage=args.storage, data_dir=args.data_dir, cache_dir=args.cache_dir,
                       progress=not args.quiet, max_failures=args.max_failures)
@@ -68,28 +71,9 @@ def _search(args) -> int:
     return 0
 
 
-def _storage(flag: str | None, space, directory: Path, exists: bool) -> str | None:
-    """The study's storage, checked before anything is written: ``--storage`` as given, else the space
-    file's (a file name is a file in the study directory), else None: SQLite in the study directory."""
-    from dse.errors import UserError
-    from dse.search.space import check_storage, study_storage
-
-    storage = flag if flag is not None else study_storage(space.storage, directory)
-    if storage is not None:
-        check_storage(storage, "--storage" if flag is not None else "storage", exists, directory)
-    elif exists and not (directory / "study.db").is_file():  # opening it would create an empty database
-        raise UserError(f"{directory}: no study.db (the study's database); pass --storage if it is elsewhere")
-    return storage
-
-
 def _results(args):
-    """``load_results`` with the storage the study was run with, refused before anything is created."""
-    from dse.search.driver import SPACE_FILE, load_results
-    from dse.search.space import load_space
+    from dse.search.driver import load_results
 
-    saved = args.results / SPACE_FILE
-    if saved.is_file():
-        args.storage = _storage(args.storage, load_space(saved), args.results, exists=True)
     return load_results(args.results, args.storage)
 
 

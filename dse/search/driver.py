@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import socket
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -23,8 +23,12 @@ import optuna
 import yaml
 
 from dse.errors import UserError
+from hwmodel.errors import ConfigError
+from hwmodel.files import load_yaml, read_text
 from dse.search.cache import default_cache_dir
 from dse.search.space import Param, SearchSpace, load_space
+from dse.search.storage import describe as storage_name
+from dse.search.storage import locate, open_storage, write_record
 from dse.search.trial import finite, run_trial
 
 SPACE_FILE = "space.yaml"
@@ -48,36 +52,6 @@ class RunOptions:
 
 def study_dir(space: SearchSpace, results_dir: Path) -> Path:
     return Path(results_dir) / space.study
-
-
-def storage_for(url: str | None, directory: Path):
-    """An Optuna storage: a URL (sqlite://, postgresql://, ...), a journal file path, or SQLite in ``directory``."""
-    if url is None:
-        url = f"sqlite:///{(directory / 'study.db').resolve()}"
-    if url.startswith("sqlite:///"):
-        return _sqlite(url)
-    if "://" in url:
-        return url
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(str(Path(url).expanduser())))
-
-
-def _sqlite(url: str) -> optuna.storages.RDBStorage:
-    """SQLite in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync (a trial makes
-    about 25 of them), and the file stays consistent through a kill -9 or a power cut (a cut may lose the
-    last commits, never the database). WAL needs a local disk: on NFS use a journal file or a server."""
-    path = url[len("sqlite:///"):]
-
-    def connect() -> sqlite3.Connection:
-        con = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA wal_autocheckpoint=128")  # merge the log every 512 KiB (a few dozen trials)
-        return con
-
-    return optuna.storages.RDBStorage(url, engine_kwargs={"creator": connect})
 
 
 def make_sampler(space: SearchSpace, n_trials: int) -> optuna.samplers.BaseSampler:
@@ -107,10 +81,7 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 def grid_size(space: SearchSpace) -> int:
-    size = 1
-    for p in space.params:
-        size *= len(p.grid())
-    return size
+    return math.prod(p.size for p in space.params)
 
 
 def suggest(trial: optuna.Trial, p: Param):
@@ -157,8 +128,8 @@ def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> Non
             raise UserError(f"{directory}: exists and is not a dse study directory; choose another --results-dir")
         return
     try:
-        previous = yaml.safe_load(saved.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
+        previous = load_yaml(read_text(saved), str(saved)) or {}
+    except (yaml.YAMLError, ConfigError):
         previous = None
     if not isinstance(previous, dict):
         raise UserError(f"{saved}: unreadable; this directory does not hold a study dse can resume")
@@ -179,17 +150,16 @@ def _write_space(space: SearchSpace, directory: Path) -> None:
     os.replace(tmp, directory / SPACE_FILE)
 
 
-def open_study(space: SearchSpace, opts: RunOptions, create: bool) -> optuna.Study:
-    directory = study_dir(space, opts.results_dir)
-    storage = storage_for(opts.storage or space.storage, directory)
-    n = opts.n_trials or space.n_trials
+def open_study(space: SearchSpace, storage: str, n_trials: int, create: bool) -> optuna.Study:
+    """The study in ``storage`` (a URL or journal path, as ``storage.locate`` returns it)."""
+    sampler = make_sampler(space, n_trials)
     if create:
-        return optuna.create_study(study_name=space.study, storage=storage, sampler=make_sampler(space, n),
+        return optuna.create_study(study_name=space.study, storage=open_storage(storage), sampler=sampler,
                                    directions=space.directions, load_if_exists=True)
     try:
-        return optuna.load_study(study_name=space.study, storage=storage, sampler=make_sampler(space, n))
+        return optuna.load_study(study_name=space.study, storage=open_storage(storage), sampler=sampler)
     except KeyError:
-        raise UserError(f"{directory}: no study named {space.study!r} in its storage") from None
+        raise UserError(f"{storage_name(storage)}: no study named {space.study!r} in it") from None
 
 
 def _probe(address: str) -> None:
@@ -310,17 +280,19 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     address = opts.address or os.environ.get("RAY_ADDRESS")
     if address:
         _probe(address)  # before writing: an unreachable cluster leaves nothing behind
+    storage = locate(opts.storage, directory, space.storage, must_exist=False)
     try:
         _write_space(space, directory)
+        write_record(directory, storage)
     except OSError as exc:
         raise UserError(f"{directory}: cannot write results ({exc.strerror})") from None
     with driver_lock(directory):
-        return _drive(space, opts, directory)
+        return _drive(space, opts, directory, storage)
 
 
-def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Study:
+def _drive(space: SearchSpace, opts: RunOptions, directory: Path, storage: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(space, opts, create=True)
+    study = open_study(space, storage, opts.n_trials or space.n_trials, create=True)
     study.set_user_attr("space", space.source)
     if opts.resume:
         requeue_stale(study, space)
@@ -374,12 +346,12 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Stud
 
 
 def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace, optuna.Study]:
-    """The space and study of a results directory (``results/<study>``)."""
+    """The space and study of a study directory, from the storage it records (or ``storage``), opened
+    relative to ``results`` itself: a copied or renamed directory reads its own trials."""
     saved = Path(results) / SPACE_FILE
     if not saved.is_file():
         raise UserError(f"{results}: not a dse study directory (no {SPACE_FILE})")
     space = load_space(saved)
-    opts = RunOptions(results_dir=Path(results).parent, storage=storage)
+    url = locate(storage, Path(results), space.storage, must_exist=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return space, open_study(space, opts, create=False)
-
+    return space, open_study(space, url, space.n_trials, create=False)

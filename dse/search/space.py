@@ -25,7 +25,7 @@ from dse.errors import UserError
 from dse.models import MODEL_NAMES
 from dse.train import TrainSpec
 from hwmodel.errors import brief
-from hwmodel.files import inside, is_file, read_text
+from hwmodel.files import inside, is_file, load_yaml, read_text
 from hwmodel.workload import BUILTINS, parse_workload, read_document
 
 OBJECTIVES = {  # name -> (direction, unit, scale from the trial's SI value)
@@ -39,6 +39,7 @@ AGGREGATES = ("mean", "worst", "sum")
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSpec)}
 SHARED_FIELDS = {"weight_bits", "time_window", "steps_per_octave"}  # set both the network and the processor
 ARCH_FIELDS = {f.name for f in dataclasses.fields(hwmodel.Arch)} - {"name"}
+MAX_GRID = 1_000_000  # points a grid sampler (or dse sweep) enumerates: Optuna holds them all in memory
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -55,6 +56,15 @@ class Param:
     @property
     def target(self) -> str:
         return "train" if self.name in TRAIN_FIELDS else "arch"
+
+    @property
+    def size(self) -> int | None:
+        """How many values the parameter takes; None for a float range without a step."""
+        if self.kind == "categorical":
+            return len(self.choices)
+        if self.kind == "int":
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1
+        return None if self.step is None else int(round((self.high - self.low) / self.step)) + 1
 
     def grid(self) -> list:
         if self.kind == "categorical":
@@ -268,46 +278,71 @@ def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
     return arch, arch.to_dict()
 
 
+SERVER_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")  # databases reached over a network
+
+
 def _storage(value: Any) -> str | None:
-    """A server URL, or a file name (journal, or ``sqlite:///NAME``) for a file in the study directory: a
-    space file cannot make the driver write elsewhere (``--storage`` can, the user's own flag)."""
+    """A database server URL, or a file name (a journal, or SQLite under any driver: ``sqlite:///NAME``,
+    ``sqlite+pysqlite:///NAME``) for a file in the study directory. Every URL is parsed as SQLAlchemy
+    parses it, so no dialect, driver or URI form makes the driver write elsewhere; other places are
+    for ``--storage``, the user's own flag."""
     if value is None:
         return None
-    name = value[len("sqlite:///"):] if isinstance(value, str) and value.startswith("sqlite:///") else value
-    if isinstance(value, str) and "://" in value and not value.startswith("sqlite:"):
-        return value
-    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise _fail("storage", f"expected a database URL or a plain file name (a journal or sqlite:///NAME in "
-                               f"the study directory; other places: --storage), got {brief(value)}")
+    refused = _fail("storage", f"expected a database URL or a plain file name (a journal or sqlite:///NAME in the "
+                               f"study directory; other places: --storage), got {brief(_mask(value))}")
+    if not isinstance(value, str) or not value:
+        raise refused
+    name = value
+    if "://" in value:
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(value)
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can read
+            raise refused from None
+        if url.get_backend_name() != "sqlite":
+            if url.get_backend_name() not in SERVER_DIALECTS:
+                raise _fail("storage", f"{url.get_backend_name()!r} is not a database server ("
+                                       f"{', '.join(SERVER_DIALECTS)}); a file storage is a plain file name")
+            return value
+        if url.query or url.host or url.username or url.port:  # ?uri=true&..., file: URIs, odd forms
+            raise refused
+        name = url.database
+    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("file:") or \
+            any(c in name for c in "/\\\0"):
+        raise refused
     return value
+
+
+def _mask(value: Any) -> Any:
+    from dse.search.storage import mask
+
+    return mask(value) if isinstance(value, str) else value
 
 
 def study_storage(storage: str | None, directory: Path) -> str | None:
     """Where a space's ``storage`` is: a file name is a file in the study ``directory``; a URL is itself."""
-    if storage is None or ("://" in storage and not storage.startswith("sqlite:///")):
-        return storage
-    if storage.startswith("sqlite:///"):
-        return f"sqlite:///{Path(directory).resolve() / storage[len('sqlite:///'):]}"
-    return str(Path(directory).resolve() / storage)
+    from dse.search.storage import in_directory
+
+    return None if storage is None else in_directory(storage, directory)
 
 
 def check_storage(storage: str, where: str, exists: bool, study_dir: Path | None = None) -> None:
     """Refuse a storage Optuna could not open, before anything is written. ``exists``: it must hold a study
-    already; ``study_dir``: the study directory, which the driver creates (a storage file may go there)."""
-    path = None
-    if "://" not in storage:
-        path = Path(storage).expanduser()
-    else:
+    already; ``study_dir``: the study directory, which the driver creates (a storage file may go there).
+    Messages show the URL with its password masked."""
+    from dse.search.storage import file_of, mask
+
+    if "://" in storage:
         from sqlalchemy.engine import make_url
 
         try:
-            url = make_url(storage)
-            url.get_dialect().import_dbapi()
+            make_url(storage).get_dialect().import_dbapi()
         except Exception as exc:  # noqa: BLE001 - unparsable URL, unknown dialect, driver not installed
-            raise UserError(f"{where}: {brief(storage)} is not a usable database URL "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            path = Path(url.database)
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            raise UserError(f"{where}: {brief(mask(storage))} is not a usable database URL "
+                            f"({type(exc).__name__}: {reason.replace(storage, mask(storage))})") from None
+    path = file_of(storage)
     if path is None:
         return
     if path.is_dir():
@@ -397,6 +432,14 @@ def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
     if name not in SAMPLERS:
         raise _fail("sampler.name", f"unknown sampler {brief(name)}; choose one of {', '.join(SAMPLERS)}")
     seed = int(_number(sampler.get("seed", data.get("seed", 0)), "sampler.seed", integer=True))
+    if name == "grid":  # counted, never enumerated, before anything is written
+        for p in params:
+            if p.size is None:
+                raise _fail(f"space.{p.name}", "the grid sampler needs a step for float parameters")
+        points = math.prod(p.size for p in params)
+        if points > MAX_GRID:
+            raise _fail("sampler", f"the grid has {points} points (at most {MAX_GRID:,}); narrow the ranges or "
+                                   "use another sampler")
     budget = _check_keys(_optional(data, "budget", {}), "budget", {"n_trials", "timeout"})
     n_trials = int(_number(budget.get("n_trials", 20), "budget.n_trials", integer=True))
     if n_trials < 1:
@@ -434,12 +477,12 @@ def load_space(path: str | Path) -> SearchSpace:
     except hwmodel.ConfigError as exc:
         raise UserError(f"{path}: no such search-space file" if not path.exists() else str(exc)) from None
     try:
-        data = yaml.safe_load(text)  # plain data only: a !!python/... tag is refused, never constructed
+        data = load_yaml(text, str(path))  # plain data only: a !!python/... tag is refused, never constructed
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        if isinstance(exc, yaml.constructor.ConstructorError):
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
             raise UserError(f"{path}{where}: YAML tag refused: {problem} (a search space is plain data; nothing "
                             "in it is run)") from None
         raise UserError(f"{path}{where}: not valid YAML ({problem})") from None
