@@ -112,15 +112,18 @@ def _status(args) -> int:
 def _show(args) -> int:
     from dse.errors import UserError
     from dse.search.export import feasible
+    from dse.search.resolve import describe
 
     space, study = _results(args)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if args.trial not in trials:
         raise UserError(f"trial {args.trial}: not in study {space.study!r} (trials 0..{max(trials, default=-1)})")
     t = trials[args.trial]
+    complete = set(t.params) == {p.name for p in space.params}  # a trial killed mid-suggestion has fewer
     doc = {"trial": t.number, "state": t.state.name, "params": t.params,
            "values": dict(zip(space.objectives, t.values)) if t.values else None,
-           "feasible": feasible(t) if t.values else None, **t.user_attrs}
+           "feasible": feasible(t) if t.values else None, **t.user_attrs,
+           "resolved": describe(space, t.params) if complete else None}
     print(json.dumps(doc, indent=1, default=str))
     return 0
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 import yaml
 
@@ -26,6 +27,7 @@ from dse.errors import UserError
 from hwmodel.errors import ConfigError
 from hwmodel.files import load_yaml, read_text
 from dse.search.cache import default_cache_dir
+from dse.search.lease import Lease
 from dse.search.space import Param, SearchSpace, load_space
 from dse.search.storage import describe as storage_name
 from dse.search.storage import locate, open_storage, write_record
@@ -33,6 +35,7 @@ from dse.search.trial import finite, run_trial
 
 SPACE_FILE = "space.yaml"
 LOCK_FILE = ".driver.lock"
+COMPLETE = optuna.trial.TrialState.COMPLETE
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
 
 
@@ -54,9 +57,13 @@ def study_dir(space: SearchSpace, results_dir: Path) -> Path:
     return Path(results_dir) / space.study
 
 
-def make_sampler(space: SearchSpace, n_trials: int) -> optuna.samplers.BaseSampler:
-    """``auto``: TPE under 250 trials (better than NSGA-II's generations at small budgets), NSGA-II above."""
-    name, seed = space.sampler, space.seed
+def make_sampler(space: SearchSpace, n_trials: int, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """``auto``: TPE under 250 trials (better than NSGA-II's generations at small budgets), NSGA-II above.
+    ``offset``: trials the study already holds. A resumed study draws from a seed derived from it, so a
+    seeded sampler continues with new suggestions instead of replaying its first ones; the same study
+    resumed at the same point draws the same sequence."""
+    name = space.sampler
+    seed = space.seed if offset == 0 else int(np.random.SeedSequence([space.seed, offset]).generate_state(1)[0])
     if name == "auto":
         name = "tpe" if n_trials < 250 else "nsga2"
     if name == "tpe":
@@ -164,9 +171,20 @@ def open_study(space: SearchSpace, storage: str, n_trials: int, create: bool) ->
 
 def _probe(address: str) -> None:
     """Fail fast on a HOST:PORT where nothing listens: ray.init would retry for minutes."""
+    if address == "auto":  # the cluster this machine last started: found the way ray.init finds it
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            found = canonicalize_bootstrap_address("auto")
+        except Exception:  # noqa: BLE001 - a stale or unreadable record of the last cluster
+            found = None
+        if found is None:
+            raise UserError("--address auto: no running Ray cluster found on this machine (start one with "
+                            "`ray start --head`, or leave --address out for a private local instance)")
+        address = found
     host, _, port = address.rpartition(":")
     if "://" in address or not host or not port.isdigit():
-        return  # "auto", ray:// client addresses: left to Ray
+        return  # ray:// client addresses: left to Ray
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
@@ -224,8 +242,9 @@ def constraints_of(space: SearchSpace, outcome: dict) -> dict[str, float]:
     return cons
 
 
-def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, outcome: dict) -> str | None:
-    """Tell the trial's result; the error that failed it, or None if it completed."""
+def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial,
+                 outcome: dict) -> optuna.trial.FrozenTrial | str:
+    """Tell the trial's result: the completed trial, or the error that failed it."""
     values = outcome["values"]
     if not finite(values, space.objectives):
         return _fail(study, trial, f"non-finite objective values {values}")
@@ -233,8 +252,7 @@ def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial, o
         trial.set_constraint(key, value)
     for key in ("per_workload", "arch", "cached", "seconds", "reasons", "node"):
         trial.set_user_attr(key, outcome[key])
-    study.tell(trial, [values[o] for o in space.objectives])
-    return None
+    return study.tell(trial, [values[o] for o in space.objectives])
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
@@ -292,11 +310,22 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
 
 def _drive(space: SearchSpace, opts: RunOptions, directory: Path, storage: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(space, storage, opts.n_trials or space.n_trials, create=True)
+    target = opts.n_trials or space.n_trials
+    study = open_study(space, storage, target, create=True)
+    lease = Lease(study)
+    lease.take()  # before touching any trial: a live driver elsewhere on this storage keeps its own
+    try:
+        return _run(study, lease, space, opts, directory, target)
+    finally:
+        lease.release()
+
+
+def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions, directory: Path,
+         target: int) -> optuna.Study:
     study.set_user_attr("space", space.source)
     if opts.resume:
-        requeue_stale(study, space)
-    target = opts.n_trials or space.n_trials
+        requeue_stale(study, space)  # the lease is ours: whoever left trials RUNNING is gone
+    study.sampler = make_sampler(space, target, offset=len(study.get_trials(deepcopy=False)))
     if space.sampler == "grid":
         target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
@@ -306,43 +335,87 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path, storage: str) 
     threads = max(1, int(space.cpus_per_trial))
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
     progress = Progress(opts.progress, target)
-    progress.done = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
+    done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
+    progress.done = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
     inflight: dict = {}  # ObjectRef -> optuna.Trial
+    followers: dict = {}  # ObjectRef -> trials that asked for the same design meanwhile
+    running: dict = {}  # design key -> ObjectRef
     in_a_row, last_error = 0, ""
     start = time.monotonic()
     while True:
+        lease.renew()
         stopping = (timeout is not None and time.monotonic() - start > timeout) or \
             (opts.max_failures and in_a_row >= opts.max_failures)
-        while not stopping and len(inflight) < capacity and progress.done + len(inflight) < target:
+        waiting = sum(map(len, followers.values()))
+        while not stopping and len(inflight) < capacity and progress.done + len(inflight) + waiting < target:
             trial = study.ask()
             params = {p.name: suggest(trial, p) for p in space.params}
-            ref = task.options(num_cpus=space.cpus_per_trial, num_gpus=space.gpus_per_trial).remote(
-                space, params, cache_dir, opts.data_dir, threads)
-            inflight[ref] = trial
+            key = design_key(params)
+            if key in done:  # no design is trained or priced twice in a study
+                tell_duplicate(study, trial, done[key])
+                progress.done += 1
+                progress.cached += 1
+            elif key in running:
+                followers[running[key]].append(trial)
+                waiting += 1
+            else:
+                ref = task.options(num_cpus=space.cpus_per_trial, num_gpus=space.gpus_per_trial).remote(
+                    space, params, cache_dir, opts.data_dir, threads)
+                inflight[ref], running[key], followers[ref] = trial, ref, []
         if not inflight:
             break
         progress.show(len(inflight), lambda: _pareto_size(study))
         ready, _ = ray.wait(list(inflight), num_returns=1, timeout=RESULT_WAIT_S)
         for ref in ready:
             trial = inflight.pop(ref)
+            running.pop(design_key(trial.params), None)
             try:
                 outcome = ray.get(ref, timeout=60)
             except Exception as exc:  # the trial raised, or its worker died past its retries
                 error = _fail(study, trial, _error_line(exc))
             else:
                 error = tell_outcome(study, space, trial, outcome)
+            if not isinstance(error, str):
+                done[design_key(trial.params)], error = error, None
+            same = followers.pop(ref)
+            for follower in same:
+                if error is None:
+                    tell_duplicate(study, follower, done[design_key(trial.params)])
+                else:
+                    _fail(study, follower, f"same design as trial {trial.number}, which failed: {error}")
+            n = 1 + len(same)
             if error is None:
-                progress.done += 1
-                progress.cached += bool(outcome["cached"])
+                progress.done += n
+                progress.cached += bool(outcome["cached"]) + n - 1
                 in_a_row = 0
             else:
-                progress.failed += 1
+                progress.failed += n
                 in_a_row, last_error = in_a_row + 1, error
     progress.show(0, lambda: _pareto_size(study), final=True)
     if opts.max_failures and in_a_row >= opts.max_failures:
         raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
                         "finished trials are kept: fix the cause, then --resume")
     return study
+
+
+def design_key(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def tell_duplicate(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> None:
+    """Complete ``trial`` with the result of ``earlier``, the same design: nothing is trained or priced
+    again, and ``duplicate_of`` says so (fronts and exports list the design once)."""
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+
+    names = [k for k in earlier.user_attrs if k not in ("duplicate_of", "requeued_from")]
+    for key in names:
+        trial.set_user_attr(key, earlier.user_attrs[key])
+    trial.set_user_attr("duplicate_of", earlier.user_attrs.get("duplicate_of", earlier.number))
+    trial.set_user_attr("cached", True)
+    for key, value in earlier.system_attrs.items():
+        if key.startswith(f"{_CONSTRAINTS_KEY}:"):
+            trial.set_constraint(key[len(_CONSTRAINTS_KEY) + 1:], value)
+    study.tell(trial, earlier.values)
 
 
 def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace, optuna.Study]:

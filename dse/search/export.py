@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 
 from dse.atomic import replacing, write_text
+from dse.search.resolve import describe
 from dse.search.space import OBJECTIVES, SearchSpace
 
 PAPER_POINT = {"accuracy": 91.7, "energy": 486.7}  # Lew et al., DAC 2022: VGG-16, CIFAR-10, 28 nm
@@ -115,8 +116,9 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Feasible non-dominated trials (Optuna's best_trials honours the constraints)."""
-    return sorted(study.best_trials, key=lambda t: t.number)
+    """Feasible non-dominated trials (Optuna's best_trials honours the constraints), each design once:
+    a trial that reused an earlier one's result (``duplicate_of``) is not listed again."""
+    return sorted((t for t in study.best_trials if "duplicate_of" not in t.user_attrs), key=lambda t: t.number)
 
 
 def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str, Path]:
@@ -132,7 +134,8 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
                                                 for o in space.objectives},
            "aggregate": space.aggregate, "hypervolume": history[-1][1] if history else 0.0,
            "pareto": [{"trial": t.number, "params": t.params, "values": dict(zip(space.objectives, t.values)),
-                       "per_workload": t.user_attrs.get("per_workload"), "arch": t.user_attrs.get("arch")}
+                       "per_workload": t.user_attrs.get("per_workload"), "arch": t.user_attrs.get("arch"),
+                       "resolved": describe(space, t.params)}
                       for t in best]}
     write_text(files["pareto.json"], json.dumps(doc, indent=1))
     _plot_front(space, trials, best, files["pareto.png"])

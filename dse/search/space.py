@@ -37,8 +37,8 @@ OBJECTIVES = {  # name -> (direction, unit, scale from the trial's SI value)
 SAMPLERS = ("auto", "nsga2", "tpe", "random", "grid", "qmc", "gp")
 AGGREGATES = ("mean", "worst", "sum")
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSpec)}
-SHARED_FIELDS = {"weight_bits", "time_window", "steps_per_octave"}  # set both the network and the processor
 ARCH_FIELDS = {f.name for f in dataclasses.fields(hwmodel.Arch)} - {"name"}
+SHARED_FIELDS = frozenset(TRAIN_FIELDS & ARCH_FIELDS)  # fields of both the network and the processor (T, bits, k)
 MAX_GRID = 1_000_000  # points a grid sampler (or dse sweep) enumerates: Optuna holds them all in memory
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 

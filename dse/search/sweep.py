@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import hwmodel
 from dse.atomic import replacing
 from dse.errors import UserError
 from dse.search.export import pareto_mask, to_minimization
-from dse.search.space import OBJECTIVES, SHARED_FIELDS, SearchSpace
+from dse.search.resolve import resolve
+from dse.search.space import MAX_GRID, OBJECTIVES, SHARED_FIELDS, SearchSpace
 
 _SCALE = {"energy": ("energy_j", OBJECTIVES["energy"][2]), "latency": ("latency_s", OBJECTIVES["latency"][2]),
           "area": ("area_mm2", 1.0)}
@@ -39,21 +41,23 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
     train_names = [p.name for p in space.params if p.target == "train"]
     if not arch_params:
         raise UserError("sweep: the space has no processor parameters to enumerate")
+    points = math.prod(p.size or 0 for p in arch_params)
+    if any(p.size is None for p in arch_params) or points > MAX_GRID:  # counted before anything is built
+        raise UserError(f"sweep: the processor grid has {points or 'unbounded'} points (at most {MAX_GRID:,}); "
+                        "give float parameters a step and narrow the ranges")
     combos = list(itertools.product(*(p.grid() for p in arch_params)))
     grid = np.array(combos, dtype=float)
     fields = {p.name: grid[:, i].astype(int) if p.kind == "int" else grid[:, i] for i, p in enumerate(arch_params)}
-    networks: dict[tuple, dict] = {}
+    networks: dict[tuple, optuna.trial.FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        networks.setdefault(tuple(t.params.get(n) for n in train_names), t.user_attrs.get("per_workload") or {})
+        networks.setdefault(tuple(t.params.get(n) for n in train_names), t)
     if not networks:
         raise UserError("sweep: the study has no completed trial yet")
-    base = hwmodel.load_arch(space.arch)
     header = [*train_names, *(p.name for p in arch_params), *(f"{o}_{OBJECTIVES[o][1]}" for o in space.objectives),
               "feasible"]
     rows, values, feasible = [], [], []
-    for key, per in networks.items():
-        shared = {n: v for n, v in zip(train_names, key) if n in SHARED_FIELDS}
-        arch = hwmodel.with_fields(base, **shared)
+    for key, trial in networks.items():
+        per = trial.user_attrs.get("per_workload") or {}
         metrics: dict[str, list[np.ndarray]] = {o: [] for o in space.objectives}
         ok = np.ones(len(grid), dtype=bool)
         for w in space.workloads:
@@ -61,6 +65,7 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
             if source is None or (w.trains and not Path(source).is_file()):
                 raise UserError(f"sweep: the trained network of {w.name} ({dict(zip(train_names, key))}) is no longer "
                                 "in the cache; re-run the trial or pass the same --cache-dir")
+            arch = resolve(space, trial.params, w).arch  # the trial's own pair; the grid sets the other fields
             res = hwmodel.estimate_many(arch, hwmodel.load_workload(source), **fields)
             ok &= res["feasible"]
             for o in space.objectives:

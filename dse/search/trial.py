@@ -11,15 +11,14 @@ from pathlib import Path
 
 import hwmodel
 from dse.search.cache import train_cached
-from dse.search.space import OBJECTIVES, SHARED_FIELDS, SearchSpace
-from dse.train import TrainSpec
+from dse.search.resolve import design, resolve
+from dse.search.space import ARCH_FIELDS, OBJECTIVES, TRAIN_FIELDS, SearchSpace
 
 
 def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:
-    """(training fields, processor fields); weight bits, T and k go to both."""
-    train = {k: v for k, v in params.items() if k in {p.name for p in space.params if p.target == "train"}}
-    arch = {k: v for k, v in params.items() if k not in train or k in SHARED_FIELDS}
-    return train, arch
+    """(training fields, processor fields); the shared ones (T, weight bits, k) go to both."""
+    return ({k: v for k, v in params.items() if k in TRAIN_FIELDS},
+            {k: v for k, v in params.items() if k in ARCH_FIELDS})
 
 
 def price(arch: hwmodel.Arch, workload: hwmodel.Workload) -> dict:
@@ -33,23 +32,21 @@ def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | 
               threads: int | None = None, device: str = "auto") -> dict:
     """Per-workload metrics and their aggregate, in display units (accuracy %, energy uJ, latency ms, area mm2)."""
     t0 = time.perf_counter()
-    train_params, arch_params = split_params(space, params)
-    arch = hwmodel.with_fields(hwmodel.load_arch(space.arch), **arch_params)
     per: dict[str, dict] = {}
     for w in space.workloads:
-        if w.trains:
-            spec = TrainSpec.from_dict({**w.train, **train_params}, where=f"workload {w.name}")
-            shaped = hwmodel.with_fields(arch, weight_bits=spec.weight_bits, time_window=spec.time_window,
-                                         steps_per_octave=spec.steps_per_octave)
-            result, cached = train_cached(spec, Path(cache_dir), data_dir, device, threads)
-            metrics = price(shaped, hwmodel.load_workload(result.spike_stats))
+        r = resolve(space, params, w)
+        if r.spec is not None:
+            result, cached = train_cached(r.spec, Path(cache_dir), data_dir, device, threads)
+            metrics = price(r.arch, hwmodel.load_workload(result.spike_stats))
             metrics.update(accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
                            agreement=result.agreement, cached=cached, spike_stats=str(result.spike_stats),
                            train_seconds=0.0 if cached else result.metrics.get("train_seconds", 0.0))
         else:
-            metrics = price(arch, hwmodel.load_workload(w.hwmodel_workload))
+            metrics = price(r.arch, hwmodel.load_workload(w.hwmodel_workload))
             metrics["cached"] = True
+        metrics["adapted"] = r.adapted  # the processor fields the network overrode, reported
         per[w.name] = metrics
+    arch = design(space, params)
     values = aggregate(space, per)
     return {"values": values, "per_workload": per, "feasible": all(m["feasible"] for m in per.values()),
             "reasons": sorted({r for m in per.values() for r in m["reasons"]}),
