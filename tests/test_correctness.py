@@ -185,11 +185,13 @@ def test_a_second_driver_on_a_shared_journal_is_refused_while_the_first_lives_an
         assert len(second.stderr.strip().splitlines()) == 1
         kill_group(first)  # the first driver's machine dies: its lease stops being renewed
         stale = {t.number for t in study.get_trials(states=[optuna.trial.TrialState.RUNNING])}
+        lease = study.user_attrs["driver_lease"]  # seen from another machine, a silent holder may be alive:
+        study.set_user_attr("driver_lease", {**lease, "host": "another-machine"})  # no pid to ask the kernel about
         refused = subprocess.run(search_cmd(space, tmp_path / "b", "--storage", str(journal), "--resume"), env=ENV,
                                  capture_output=True, text=True, timeout=300)
-        assert refused.returncode == 2  # within LEASE_S the holder may be alive: still refused
-        lease = study.user_attrs["driver_lease"]
-        study.set_user_attr("driver_lease", {**lease, "expires": time.time() - 1})  # as LEASE_S passing would
+        assert refused.returncode == 2  # within LEASE_S of its last renewal: refused
+        assert f"pid {first.pid} on" in refused.stderr
+        study.set_user_attr("driver_lease", {**lease, "host": "another-machine", "expires": time.time() - 1})
         resumed = subprocess.run(search_cmd(space, tmp_path / "b", "--storage", str(journal), "--resume"), env=ENV,
                                  capture_output=True, text=True, timeout=600)
         assert resumed.returncode == 0, resumed.stderr

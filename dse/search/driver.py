@@ -1,10 +1,12 @@
 """The driver: owns the Optuna study (ask/tell) and runs trials as Ray tasks.
 
 Only the driver writes to the study storage, and one driver at a time owns a study directory (an
-advisory lock the kernel releases if the driver dies). A trial that raises is told FAIL with its
+advisory lock the kernel releases if the driver dies) and the study in its storage (a lease, for
+drivers on other machines: ``dse.search.lease``). A trial that raises is told FAIL with its
 error and the study goes on, unless ``max_failures`` trials fail in a row (a broken setup, not a bad
 point); a worker that dies is retried by Ray (``max_retries``); trials left RUNNING by a killed
-driver are failed and re-queued with the same parameters on ``--resume``.
+driver are failed and re-queued with the same parameters on ``--resume``, once its lease has expired.
+No design is evaluated twice: a repeated suggestion reuses the earlier result (``duplicate_of``).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def driver_lock(directory: Path):
     """Hold the study directory for this driver. A second driver (a mistake, or a --resume while the
     first still runs, which would fail its running trials) is refused. ``flock`` dies with the process,
     so a killed driver never leaves a stale lock. It guards one results directory on one file system:
-    drivers on different machines sharing a database URL are not protected (docs/reliability.md)."""
+    drivers on other machines sharing the storage are kept apart by the lease (``dse.search.lease``)."""
     with open(directory / LOCK_FILE, "a+") as handle:
         _take(handle, directory)
         handle.seek(0)

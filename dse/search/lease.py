@@ -3,10 +3,10 @@
 The lock file (``driver.driver_lock``) protects one study directory on one file system. Drivers on
 other machines sharing a database or journal see each other only through the storage, so the driver
 holding a study keeps a lease there (a study attribute: holder, id, expiry) and renews it while it
-runs. Another driver is refused while the lease is live, naming the holder; once it has expired (the
-holder is gone: killed, its machine dead), ``--resume`` takes it over and only then fails the trials
-that driver left RUNNING. Expiry compares wall clocks: hosts must agree within a fraction of
-``LEASE_S`` (NTP does).
+runs. Another driver is refused while the lease is live, naming the holder; once the holder is gone
+(its lease expired, or, on the same host, its process no longer exists), ``--resume`` takes it over
+and only then fails the trials that driver left RUNNING. Expiry compares wall clocks: hosts must agree
+within a fraction of ``LEASE_S`` (NTP does).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Lease:
     def __init__(self, study: optuna.Study):
         self.study = study
         self.id = uuid.uuid4().hex
-        self.holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        self.pid, self.host = os.getpid(), socket.gethostname()
+        self.holder = f"pid {self.pid} on {self.host}"
         self.renewed = 0.0
 
     def _current(self) -> dict | None:
@@ -44,13 +45,26 @@ class Lease:
                          "then --resume")
 
     def _write(self, expires: float) -> None:
-        self.study.set_user_attr(KEY, {"id": self.id, "holder": self.holder, "expires": expires})
+        self.study.set_user_attr(KEY, {"id": self.id, "holder": self.holder, "pid": self.pid, "host": self.host,
+                                       "expires": expires})
         self.renewed = time.monotonic()
+
+    def _alive(self, lease: dict) -> bool:
+        if lease.get("expires", 0.0) <= time.time():
+            return False
+        if lease.get("host") == self.host and isinstance(lease.get("pid"), int):  # on this host: ask the kernel
+            try:
+                os.kill(lease["pid"], 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:  # exists, another user's
+                pass
+        return True
 
     def take(self) -> None:
         """Hold the study, or raise naming the live driver that does."""
         lease = self._current()
-        if lease and lease.get("id") != self.id and lease.get("expires", 0.0) > time.time():
+        if lease and lease.get("id") != self.id and self._alive(lease):
             raise self._refuse(lease)
         self._write(time.time() + LEASE_S)
         time.sleep(SETTLE_S)
