@@ -65,7 +65,9 @@ def make_sampler(space: SearchSpace, n_trials: int, offset: int = 0) -> optuna.s
     seeded sampler continues with new suggestions instead of replaying its first ones; the same study
     resumed at the same point draws the same sequence."""
     name = space.sampler
-    seed = space.seed if offset == 0 else int(np.random.SeedSequence([space.seed, offset]).generate_state(1)[0])
+    seed = space.seed  # the grid sampler skips visited points by itself: its seed only orders the rest
+    if offset and name != "grid":
+        seed = int(np.random.SeedSequence([space.seed, offset]).generate_state(1)[0])
     if name == "auto":
         name = "tpe" if n_trials < 250 else "nsga2"
     if name == "tpe":
