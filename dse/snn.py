@@ -183,7 +183,7 @@ def _times(v: torch.Tensor, theta: float, code) -> torch.Tensor:
     """``dse.quant.spike_times`` in one pass: T minus the number of thresholds at or below v (exact: the
     thresholds times theta are dyadic numbers of a few bits)."""
     below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * theta
-    return code.time_window - torch.bucketize(v, below, right=True)
+    return code.time_window - torch.bucketize(v.contiguous(), below, right=True)
 
 
 def _exact_at(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
@@ -324,11 +324,11 @@ def layer_table(net: SNNNetwork) -> list[dict]:
 
 
 def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | None = None,
-                     predictions: list | None = None) -> dict:
+                     outputs: list | None = None) -> dict:
     """Run the closed-form SNN over ``batches`` ((pixels, labels) pairs) and return the workload document.
 
     Counts are means per image. Pool layers receive the spikes the layer before them emitted.
-    Each batch's predicted classes are appended to ``predictions`` when given.
+    Each batch's output potentials (float64, on the CPU) are appended to ``outputs`` when given.
     """
     layers = layer_table(net)
     weight_idx = [i for i, l in enumerate(layers) if l["type"] in ("conv", "linear")]
@@ -347,10 +347,9 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
         if fire_owner:
             hist += torch.stack(rec.histograms[-len(fire_owner):]).to(torch.float64)
         images += len(pixels)
-        pred = logits.argmax(1).cpu()
-        correct += int((pred == y).sum())
-        if predictions is not None:
-            predictions.append(pred)
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        if outputs is not None:
+            outputs.append(logits.cpu())
     n = max(images, 1)
     for j, i in enumerate(weight_idx):
         layers[i]["input_spikes"] = float(events[j] / n)
