@@ -25,11 +25,12 @@ import yaml
 from dse.errors import UserError
 from dse.search.cache import default_cache_dir
 from dse.search.space import Param, SearchSpace, load_space
-from dse.search.trial import finite, run_trial
+from dse.search.trial import finite, price_trials, run_trial
 
 SPACE_FILE = "space.yaml"
 LOCK_FILE = ".driver.lock"
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
+PRICE_BATCH = 64  # processor-only trials asked, priced (one estimate_many) and recorded together
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,8 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Stud
     if space.sampler == "grid":
         target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
+    if not space.trains:  # nothing to train: no Ray, the driver prices the trials itself
+        return _price_in_driver(study, space, opts, target, timeout, directory)
     ray = _init_ray(opts.address)
     task = _remote(ray)
     cache_dir = str(opts.cache_dir or default_cache_dir())
@@ -367,6 +370,50 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path) -> optuna.Stud
                 progress.failed += 1
                 in_a_row, last_error = in_a_row + 1, error
     progress.show(0, lambda: _pareto_size(study), final=True)
+    if opts.max_failures and in_a_row >= opts.max_failures:
+        raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
+                        "finished trials are kept: fix the cause, then --resume")
+    return study
+
+
+def _price_in_driver(study: optuna.Study, space: SearchSpace, opts: RunOptions, target: int, timeout: float | None,
+                     directory: Path) -> optuna.Study:
+    """A processor-only study, without Ray. Trials are asked from an in-memory copy of the study (its sampler
+    sees every trial), priced ``PRICE_BATCH`` at a time by one ``estimate_many`` per workload, and each is
+    written to the storage as one finished record, in one transaction: a kill -9 loses no finished trial,
+    only the batch in hand, which was never recorded."""
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
+    progress = Progress(opts.progress, target)
+    progress.done = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
+    while study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.WAITING]):  # re-queued by --resume
+        trial = study.ask()
+        outcome = price_trials(space, [{p.name: suggest(trial, p) for p in space.params}])[0]
+        if isinstance(outcome, Exception):
+            _fail(study, trial, _error_line(outcome))
+        elif tell_outcome(study, space, trial, {**outcome, "node": "driver"}) is None:
+            progress.done += 1
+    working = optuna.create_study(directions=space.directions, sampler=make_sampler(space, target))
+    working.add_trials(study.get_trials(deepcopy=False, states=finished))
+    in_a_row, last_error, start = 0, "", time.monotonic()
+    while progress.done < target and not (timeout is not None and time.monotonic() - start > timeout) \
+            and not (opts.max_failures and in_a_row >= opts.max_failures):
+        trials = [working.ask() for _ in range(min(PRICE_BATCH, target - progress.done))]
+        outcomes = price_trials(space, [{p.name: suggest(t, p) for p in space.params} for t in trials])
+        for trial, outcome in zip(trials, outcomes):
+            if isinstance(outcome, Exception):
+                error = _fail(working, trial, _error_line(outcome))
+            else:
+                error = tell_outcome(working, space, trial, {**outcome, "node": "driver"})
+            study.add_trial(working.get_trials(deepcopy=False)[trial.number])  # the one record
+            if error is None:
+                progress.done += 1
+                progress.cached += 1
+                in_a_row = 0
+            else:
+                progress.failed += 1
+                in_a_row, last_error = in_a_row + 1, error
+        progress.show(0, lambda: _pareto_size(working))
+    progress.show(0, lambda: _pareto_size(working), final=True)
     if opts.max_failures and in_a_row >= opts.max_failures:
         raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
                         "finished trials are kept: fix the cause, then --resume")
