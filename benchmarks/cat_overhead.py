@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from _timing import interleaved, report
+from _timing import LoadCheck, add_load_option, interleaved, report
 from dse.models import build_model
 
 
@@ -39,7 +39,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="also time both networks under torch.compile")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/cat_overhead.txt"))
+    add_load_option(p)
     args = p.parse_args()
+    load = LoadCheck(args.allow_load)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randint(0, 256, (args.batch, 3, 32, 32)).float() / 256
@@ -68,7 +70,7 @@ def main() -> None:
         lines.append(f"{name:>18}: {med * 1e3:8.1f} ms/step  {args.batch / med:7.1f} img/s  "
                      f"ratio {med / ref:5.2f}x of {'compiled ' if 'compiled' in name and name != 'relu compiled' else ''}"
                      f"relu  (warm-up {warm[name]:.1f} s)")
-    report(lines, args.out)
+    report(lines, args.out, load)
 
 
 if __name__ == "__main__":

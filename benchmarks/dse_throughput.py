@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 
 import hwmodel
-from _timing import report
+from _timing import LoadCheck, add_load_option, report
 from dse.search.driver import RunOptions, make_sampler, run_search, suggest
 from dse.search.export import hypervolume, pareto_mask
 from dse.search.space import parse_space
@@ -105,13 +105,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/dse_throughput.txt"))
+    add_load_option(p)
     args = p.parse_args()
+    load = LoadCheck(args.allow_load)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     lines = [f"dse search throughput ({os.cpu_count()} cores), one run"]
     cached_vs_training(lines)
     sampler_efficiency(lines, args.seeds)
     trials_per_hour(lines)
-    report(lines, args.out)
+    report(lines, args.out, load)
 
 
 if __name__ == "__main__":

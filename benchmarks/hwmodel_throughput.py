@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import hwmodel  # noqa: E402
+from _timing import LoadCheck, add_load_option  # noqa: E402
 
 
 def best(fn, repeats: int) -> float:
@@ -40,7 +41,9 @@ def main() -> None:
     parser.add_argument("--scalar", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--zigzag-python", help="an interpreter with zigzag-dse installed (optional comparison)")
+    add_load_option(parser)
     args = parser.parse_args()
+    load = LoadCheck(args.allow_load)
 
     arch = hwmodel.load_arch("paper")
     wl = hwmodel.load_workload("vgg16-cifar10")
@@ -74,6 +77,7 @@ def main() -> None:
         compare_zigzag(zigzag_python, wl, arch, args.repeats)
     else:
         print("zigzag-dse: not installed here (pip install '.[zigzag]' or pass --zigzag-python); comparison skipped")
+    print("\n".join(load.lines()))
 
 
 def compare_zigzag(python: str, wl, arch, repeats: int) -> None:

@@ -1,4 +1,4 @@
-"""Load: a processor-only study of N trials (default 2,000) on the local default (private Ray, SQLite).
+"""Load: a processor-only study of N trials (default 2,000) on the local default (SQLite, priced in the driver).
 
 Runs ``dse search`` as a subprocess, as a user would, and samples the driver's resident memory and the
 completed-trial count once a second from outside (/proc and the SQLite file), so the measurement does
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import report
+from _timing import LoadCheck, add_load_option, report
 
 SPACE = """\
 study: load
@@ -61,7 +61,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=2000)
     p.add_argument("--out", type=Path, default=Path("results/reliability/load.txt"))
+    add_load_option(p)
     args = p.parse_args()
+    load = LoadCheck(args.allow_load)
     work = Path(tempfile.mkdtemp(prefix="dse-load-"))
     space = work / "load.yaml"
     space.write_text(SPACE.format(n=args.trials))
@@ -81,7 +83,7 @@ def main() -> None:
     done = final.get("COMPLETE", 0)
     first = next((s for s in samples if s[1] > 0), samples[-1])
     lines = [f"load study: {args.trials} processor-only trials (VGG-16 CIFAR-10, 7 parameters, 3 objectives), "
-             f"local default (private Ray, SQLite), `dse search` exit {proc.returncode}",
+             f"local default (SQLite, priced in the driver), `dse search` exit {proc.returncode}",
              f"trial states: {final}", "",
              "completed  seconds  driver RSS (MiB)"]
     for frac in [i / 10 for i in range(1, 11)]:
@@ -96,7 +98,7 @@ def main() -> None:
               f"failures: {final.get('FAIL', 0)}"]
     if proc.returncode:
         lines.append("stderr: " + err.strip().splitlines()[-1])
-    report(lines, args.out)
+    report(lines, args.out, load)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Two simulators of an exported TTFS SNN, and the spike statistics ``hwmodel`` prices.
 
 - ``simulate_closed_form``: layer by layer, each fire phase in closed form (first threshold
-  crossing by table search); float64, exact because every value is dyadic. Near ANN speed.
+  crossing by table search). Exact because every value is dyadic: hidden layers in float32 with a
+  certified error bound (float64 only for the few neurons the bound cannot decide), the output in float64.
 - ``simulate_events``: time-stepped and event-driven. Spikes are processed in time order through
   the integer datapath (weight code -> shift by the spike's step -> integer accumulator of a
   configurable width), then the fire phase walks the decaying threshold step by step. Every neuron
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,8 @@ class SpikeRecord:
     spike_times: list[torch.Tensor] = field(default_factory=list)  # per fire op, kept when asked
     overflows: int = 0
     images: int = 0
+    certified: int = 0  # neurons whose spike time float32 gave (closed form), and of these
+    refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
 
 
 def _weight(op: dict) -> torch.Tensor:
@@ -45,40 +49,171 @@ def _apply_weights(op: dict, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.linear(x, w)
 
 
-def _record_fire(record: SpikeRecord, times: torch.Tensor, T: int, keep_times: bool) -> None:
-    fired = times < T
-    record.output_spikes.append(float(fired.sum()))
-    record.histograms.append(torch.bincount(times[fired].flatten(), minlength=T)[:T].cpu())
+def _record_fire(record: SpikeRecord, times: torch.Tensor, T: int, keep_times: bool) -> float:
+    """Append the spike count and step histogram of one fire op; returns the spike count."""
+    counts = torch.bincount(times.flatten(), minlength=T + 1)  # one pass; bin T counts the silent neurons
+    histogram = counts[:T].cpu()
+    record.histograms.append(histogram)
+    record.output_spikes.append(float(histogram.sum()))
     if keep_times:
         record.spike_times.append(times)
+    return record.output_spikes[-1]
 
 
-def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool = False) -> tuple[torch.Tensor, SpikeRecord]:
-    """``pixels``: uint8 (or integer-valued) N,C,H,W. Returns the last layer's membrane potentials (float64)."""
+def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool = False,
+                         certified: bool = True) -> tuple[torch.Tensor, SpikeRecord]:
+    """``pixels``: uint8 (or integer-valued) N,C,H,W. Returns the last layer's membrane potentials (float64).
+
+    ``certified``: hidden layers run in float32 (the activity is exact there: dyadic values of at most 24
+    significant bits) with a per-channel bound on the rounding error of the potentials; a neuron fires at the
+    same step for every potential within the bound of the float32 one, or its potential is recomputed exactly
+    in float64 (``record.refined`` counts them). The output layer runs in float64. ``False``: float64 throughout,
+    exact because every partial sum fits 52 bits (``dse.export.EXACT_BITS``): the reference.
+    """
     code, T = net.code, net.code.time_window
     record = SpikeRecord(images=len(pixels))
-    x = pixels.to(torch.float64) / 2**PIXEL_FRACTION_BITS
+    last = max(i for i, op in enumerate(net.ops) if op["op"] in ("conv", "linear"))
+    x = pixels.to(torch.float32 if certified else torch.float64) / 2**PIXEL_FRACTION_BITS
+    bits, magnitude = PIXEL_FRACTION_BITS, 1.0  # significant bits of the activity; a bound on its |value|
     events = float(x.numel())  # layer 1 in pixel mode takes every pixel as a multi-bit input
-    for op in net.ops:
+    error = layer = None  # per-channel bound on |float32 potential - exact potential|; the op and input behind it
+    for i, op in enumerate(net.ops):
         kind = op["op"]
         if kind in ("conv", "linear"):
             record.input_events.append(events)
+            w = _weight(op).to(x.device)
             bias = torch.ldexp(op["bias"].to(x.device, torch.float64), torch.tensor(op["lsb"], device=x.device))
-            x = _apply_weights(op, x, _weight(op).to(x.device)) + (bias.view(1, -1, 1, 1) if kind == "conv" else bias)
+            shape = (1, -1, 1, 1) if kind == "conv" else (1, -1)
+            error = _error_bound(op, w, bias, magnitude) if i != last and x.dtype == torch.float32 else None
+            if error is not None:
+                with _ieee_float32(x.device):
+                    v = _apply_weights(op, x, w.float()) + bias.float().view(shape)
+                error = error.view(shape).to(torch.float32)
+                layer, x = (op, x, w, bias), v
+            else:  # the output layer (its potentials are the result), or float32 cannot hold this layer
+                x = _apply_weights(op, x.double(), w) + bias.view(shape)
+                error = layer = None
         elif kind == "fire":
             theta = 2.0 ** op["theta_exp"]
-            times = spike_times(x, theta, code)
-            _record_fire(record, times, T, keep_times)
-            x = decode(times, theta, code)
-            events = float((times < T).sum())
+            times = _times(x, theta, code) if error is None else _certified_times(x, error, theta, code, layer, record)
+            events = _record_fire(record, times, T, keep_times)
+            bits, magnitude = code.fraction_bits + 1, theta  # levels run from theta down to 2^-fraction_bits theta
+            exact32 = certified and bits <= FLOAT32_BITS
+            x = decode(times, theta, code, dtype=torch.float32 if exact32 else torch.float64)
+            error = layer = None
         elif kind == "maxpool":  # only the earliest spike of each window passes
             x = F.max_pool2d(x, op["kernel"])
             events = float((x != 0).sum())
         elif kind == "avgpool":  # every spike passes, its weight shifted by log2(kernel^2)
-            x = F.avg_pool2d(x, op["kernel"])
+            bits += 2 * (op["kernel"] - 1).bit_length()  # the mean of kernel^2 values: more fractional bits
+            x = F.avg_pool2d(x, op["kernel"]) if bits <= FLOAT32_BITS else F.avg_pool2d(x.double(), op["kernel"])
         elif kind == "flatten":
             x = torch.flatten(x, 1)
     return x, record
+
+
+FLOAT32_BITS = 24  # significand bits of float32
+TIGHTEN_SHARE = 0.002  # above this share of uncertain neurons, a per-neuron bound is computed (one more pass)
+REFINE_SHARE = 0.05  # above this share still uncertain, the layer is recomputed whole in float64
+
+
+def _error_bound(op: dict, w: torch.Tensor, bias: torch.Tensor, magnitude: float) -> torch.Tensor | None:
+    """Per output channel, a bound on |float32 potential - exact potential| for inputs of |x| <= ``magnitude``;
+    None where float32 cannot be bounded so (a product could underflow, a sum overflow, n u reach 1 %).
+
+    A float32 sum of n products (in any order, blocked or fused, as BLAS and oneDNN do) errs by at most
+    gamma_n * sum |x w|, gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2nd ed., eq. 3.5); adding the bias rounded to float32 costs u |b| and one more rounding.
+    2 (n + 4) u covers all of it, with room for the rounding of ``v +- bound`` itself.
+    """
+    largest = magnitude * w.abs().flatten(1).sum(1) + bias.abs()  # |potential| can reach no further
+    n = w[0].numel() + 1
+    if op["lsb"] < -100 or float(largest.max()) >= 2.0**100 or n * 2.0**-FLOAT32_BITS > 0.01:
+        return None
+    return 2 * (n + 4) * 2.0**-FLOAT32_BITS * largest
+
+
+@contextlib.contextmanager
+def _ieee_float32(device: torch.device):
+    """Plain IEEE float32 sums on CUDA too: no TF32, and no cuDNN (whose Winograd and FFT algorithms obey
+    other error bounds); im2col + cuBLAS instead. On CPU, oneDNN's direct convolution is already plain."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+def _certified_times(v: torch.Tensor, error: torch.Tensor, theta: float, code, layer: tuple,
+                     record: SpikeRecord) -> torch.Tensor:
+    """Spike times of float32 potentials ``v`` known to within ``error``: exact. Where the interval
+    ``v +- error`` straddles a threshold, a tighter bound from the actual inputs is taken (one more float32
+    pass, sum |x| |w|), and the neurons it still cannot decide are recomputed exactly in float64."""
+    times = _times(v + error, theta, code)  # a higher potential fires no later
+    unsure = times != _times(v - error, theta, code)
+    record.certified += v.numel()
+    if not unsure.any():
+        return times
+    op, x, w, bias = layer
+    if int(unsure.sum()) > TIGHTEN_SHARE * v.numel():
+        shape = (1, -1, 1, 1) if op["op"] == "conv" else (1, -1)
+        with _ieee_float32(x.device):
+            reach = _apply_weights(op, x, w.abs().float())  # sum |x w| per neuron, itself within gamma_n of exact
+        n = w[0].numel() + 1
+        slack = 2 * (n + 4) * 2.0**-FLOAT32_BITS
+        error = slack * (reach * (1 + slack) + bias.abs().float().view(shape))
+        times = _times(v + error, theta, code)
+        unsure = times != _times(v - error, theta, code)
+    count = int(unsure.sum())
+    record.refined += count
+    if count > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
+        exact = _apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
+        return _times(exact, theta, code)
+    if count:
+        times[unsure] = _times(_exact_at(op, x, w, bias, unsure.nonzero()), theta, code)
+    return times
+
+
+def _times(v: torch.Tensor, theta: float, code) -> torch.Tensor:
+    """``dse.quant.spike_times`` in one pass: T minus the number of thresholds at or below v (exact: the
+    thresholds times theta are dyadic numbers of a few bits)."""
+    below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * theta
+    return code.time_window - torch.bucketize(v.contiguous(), below, right=True)
+
+
+def _exact_at(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
+              chunk_values: int = 1 << 22) -> torch.Tensor:
+    """Exact float64 potentials of the neurons at ``where`` (rows of (n, c[, h, w]) indices), in that order.
+
+    Each distinct input patch is gathered once and multiplied by every channel's weights (one float64
+    matmul), then the wanted channels are picked: uncertain neurons cluster at positions."""
+    w2 = w.flatten(1).t()  # fan-in x channels
+    if op["op"] == "linear":
+        positions, inverse = where[:, 0].unique(return_inverse=True)
+        full = x[positions].double() @ w2
+    else:
+        k, s, p = w.shape[-1], op["stride"], op["padding"]
+        height, width = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
+        key = (where[:, 0] * height + where[:, 2]) * width + where[:, 3]  # one integer per output position
+        key, inverse = key.unique(return_inverse=True)
+        positions = torch.stack([key // (height * width), key // width % height, key % width], 1)
+        padded = F.pad(x, (p, p, p, p))
+        span = torch.arange(k, device=x.device)
+        channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+        parts = []
+        for part in positions.split(max(1, chunk_values // w[0].numel())):
+            n, row, col = part.unbind(1)
+            rows = (row * s).view(-1, 1, 1, 1) + span.view(1, 1, -1, 1)
+            cols = (col * s).view(-1, 1, 1, 1) + span.view(1, 1, 1, -1)
+            patch = padded[n.view(-1, 1, 1, 1), channels, rows, cols]  # m, C, k, k (the layer's conv order)
+            parts.append(patch.flatten(1).double() @ w2)
+        full = torch.cat(parts)
+    return full[inverse, where[:, 1]] + bias[where[:, 1]]
 
 
 def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int = 48,
@@ -189,11 +324,11 @@ def layer_table(net: SNNNetwork) -> list[dict]:
 
 
 def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | None = None,
-                     predictions: list | None = None) -> dict:
+                     outputs: list | None = None) -> dict:
     """Run the closed-form SNN over ``batches`` ((pixels, labels) pairs) and return the workload document.
 
     Counts are means per image. Pool layers receive the spikes the layer before them emitted.
-    Each batch's predicted classes are appended to ``predictions`` when given.
+    Each batch's output potentials (float64, on the CPU) are appended to ``outputs`` when given.
     """
     layers = layer_table(net)
     weight_idx = [i for i, l in enumerate(layers) if l["type"] in ("conv", "linear")]
@@ -212,10 +347,9 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
         if fire_owner:
             hist += torch.stack(rec.histograms[-len(fire_owner):]).to(torch.float64)
         images += len(pixels)
-        pred = logits.argmax(1).cpu()
-        correct += int((pred == y).sum())
-        if predictions is not None:
-            predictions.append(pred)
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        if outputs is not None:
+            outputs.append(logits.cpu())
     n = max(images, 1)
     for j, i in enumerate(weight_idx):
         layers[i]["input_spikes"] = float(events[j] / n)

@@ -12,6 +12,7 @@ No design is evaluated twice: a repeated suggestion reuses the earlier result (`
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import math
 import os
@@ -33,12 +34,13 @@ from dse.search.lease import Lease
 from dse.search.space import Param, SearchSpace, load_space
 from dse.search.storage import describe as storage_name
 from dse.search.storage import locate, open_storage, write_record
-from dse.search.trial import finite, run_trial
+from dse.search.trial import finite, price_trials, run_trial
 
 SPACE_FILE = "space.yaml"
 LOCK_FILE = ".driver.lock"
 COMPLETE = optuna.trial.TrialState.COMPLETE
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
+PRICE_BATCH = 64  # processor-only trials asked, priced (one estimate_many) and recorded together
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,8 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     if space.sampler == "grid":
         target = min(target, grid_size(space))
     timeout = opts.timeout or space.timeout
+    if not space.trains:  # nothing to train: no Ray, the driver prices the trials itself
+        return _price_in_driver(study, lease, space, opts, target, timeout, directory)
     ray = _init_ray(opts.address)
     task = _remote(ray)
     cache_dir = str(opts.cache_dir or default_cache_dir())
@@ -420,6 +424,64 @@ def tell_duplicate(study: optuna.Study, trial: optuna.Trial, earlier: optuna.tri
         if key.startswith(f"{_CONSTRAINTS_KEY}:"):
             trial.set_constraint(key[len(_CONSTRAINTS_KEY) + 1:], value)
     study.tell(trial, earlier.values)
+
+
+def _price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions, target: int,
+                     timeout: float | None, directory: Path) -> optuna.Study:
+    """A processor-only study, without Ray. Trials are asked from an in-memory copy of the study (its sampler
+    sees every trial), priced ``PRICE_BATCH`` at a time by one ``estimate_many`` per workload, and each is
+    written to the storage as one finished record, in one transaction: a kill -9 loses no finished trial,
+    only the batch in hand, which was never recorded."""
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
+    progress = Progress(opts.progress, target)
+    progress.done = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
+    while study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.WAITING]):  # re-queued by --resume
+        trial = study.ask()
+        outcome = price_trials(space, [{p.name: suggest(trial, p) for p in space.params}])[0]
+        if isinstance(outcome, Exception):
+            _fail(study, trial, _error_line(outcome))
+        elif tell_outcome(study, space, trial, {**outcome, "node": "driver"}) is None:
+            progress.done += 1
+    working = optuna.create_study(directions=space.directions, sampler=study.sampler)  # reseeded on resume
+    working.add_trials(study.get_trials(deepcopy=False, states=finished))
+    done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
+    number = len(study.get_trials(deepcopy=False))  # the storage's next trial number (the lease makes it ours)
+    in_a_row, last_error, start = 0, "", time.monotonic()
+    while progress.done < target and not (timeout is not None and time.monotonic() - start > timeout) \
+            and not (opts.max_failures and in_a_row >= opts.max_failures):
+        lease.renew()
+        trials = [working.ask() for _ in range(min(PRICE_BATCH, target - progress.done))]
+        params = [{p.name: suggest(t, p) for p in space.params} for t in trials]
+        fresh = {design_key(p): p for p in params if design_key(p) not in done}  # a design is priced once
+        priced = dict(zip(fresh, price_trials(space, list(fresh.values()))))
+        for trial, p in zip(trials, params):
+            key = design_key(p)
+            if key in done:
+                tell_duplicate(working, trial, done[key])
+                error = None
+            elif isinstance(priced[key], Exception):
+                error = _fail(working, trial, _error_line(priced[key]))
+            else:
+                error = tell_outcome(working, space, trial, {**priced[key], "node": "driver"})
+            record = working.get_trials(deepcopy=False)[trial.number]
+            study.add_trial(record)  # the one record
+            if error is None and key not in done:
+                done[key] = copy.copy(record)
+                done[key].number = number  # duplicates name the trial as the storage numbers it
+            number += 1
+            if error is None:
+                progress.done += 1
+                progress.cached += 1
+                in_a_row = 0
+            else:
+                progress.failed += 1
+                in_a_row, last_error = in_a_row + 1, error
+        progress.show(0, lambda: _pareto_size(working))
+    progress.show(0, lambda: _pareto_size(working), final=True)
+    if opts.max_failures and in_a_row >= opts.max_failures:
+        raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
+                        "finished trials are kept: fix the cause, then --resume")
+    return study
 
 
 def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace, optuna.Study]:

@@ -9,6 +9,8 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 import hwmodel
 from dse.search.cache import train_cached
 from dse.search.resolve import design, resolve
@@ -52,6 +54,46 @@ def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | 
             "reasons": sorted({r for m in per.values() for r in m["reasons"]}),
             "cached": all(m["cached"] for m in per.values()), "seconds": time.perf_counter() - t0,
             "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}}
+
+
+def price_trials(space: SearchSpace, params_list: list[dict]) -> list[dict | Exception]:
+    """``run_trial`` for many processor-only trials at once (no workload trains): one ``estimate_many`` per
+    workload prices them all; the scalar estimate runs only for infeasible ones (values and reasons). An
+    invalid processor gives its error in place of the outcome."""
+    t0 = time.perf_counter()
+    base = hwmodel.load_arch(space.arch)
+    archs: list[hwmodel.Arch | Exception] = []
+    for params in params_list:
+        try:
+            archs.append(hwmodel.with_fields(base, **split_params(space, params)[1]))
+        except Exception as exc:  # noqa: BLE001 - a bad field fails this trial only, as in run_trial
+            archs.append(exc)
+    ok = [i for i, a in enumerate(archs) if not isinstance(a, Exception)]
+    names = sorted({k for i in ok for k in split_params(space, params_list[i])[1]})
+    fields = {k: np.array([getattr(archs[i], k) for i in ok]) for k in names}
+    per = [{} for _ in params_list]
+    for w in space.workloads:
+        workload = hwmodel.load_workload(w.hwmodel_workload)
+        res = hwmodel.estimate_many(base, workload, **fields) if ok else {}
+        for j, i in enumerate(ok):
+            if res["feasible"][j]:
+                per[i][w.name] = {"energy": float(res["energy_j"][j]) * OBJECTIVES["energy"][2],
+                                  "latency": float(res["latency_s"][j]) * OBJECTIVES["latency"][2],
+                                  "area": float(res["area_mm2"][j]), "feasible": True, "reasons": [],
+                                  "sops": float(res["sops"][j]), "cached": True}
+            else:  # estimate_many leaves infeasible entries NaN: the scalar estimate gives values and reasons
+                per[i][w.name] = {**price(archs[i], workload), "cached": True}
+    seconds = (time.perf_counter() - t0) / max(1, len(params_list))
+    out: list[dict | Exception] = []
+    for arch, metrics in zip(archs, per):
+        if isinstance(arch, Exception):
+            out.append(arch)
+            continue
+        out.append({"values": aggregate(space, metrics), "per_workload": metrics,
+                    "feasible": all(m["feasible"] for m in metrics.values()),
+                    "reasons": sorted({r for m in metrics.values() for r in m["reasons"]}), "cached": True,
+                    "seconds": seconds, "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}})
+    return out
 
 
 def aggregate(space: SearchSpace, per: dict[str, dict]) -> dict[str, float]:

@@ -1,0 +1,67 @@
+"""The float32 closed form is exact: its certificate, its tighter bound and both exact fallbacks, each forced."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import dse.snn as snn
+from dse.export import SNNNetwork, export_snn
+from dse.quant import SpikeCode
+from dse.snn import simulate_closed_form, simulate_events
+from test_snn import CASES, _trained
+
+
+@pytest.mark.parametrize("T,k,rounding,first,pool", CASES)
+def test_float32_closed_form_equals_the_float64_reference_and_the_ann(T, k, rounding, first, pool) -> None:
+    model, pixels = _trained(T, k, rounding, first, pool, size=16)
+    net = export_snn(model)
+    fast, rec = simulate_closed_form(net, pixels, keep_times=True)
+    ref, rec64 = simulate_closed_form(net, pixels, keep_times=True, certified=False)
+    assert fast.dtype == torch.float64 and torch.equal(fast, ref)
+    assert torch.equal(fast, copy.deepcopy(model).double()(pixels.double() / 256))
+    for a, b in zip(rec.spike_times, rec64.spike_times, strict=True):
+        assert torch.equal(a, b)
+    assert rec.output_spikes == rec64.output_spikes and rec.input_events == rec64.input_events
+    assert rec.certified > 0 and rec64.certified == 0  # float32 really ran
+
+
+@pytest.mark.parametrize("tighten,refine", [(0.0, 1.0), (1.0, 1.0), (0.0, 0.0)], ids=["tighter-bound", "per-neuron",
+                                                                                   "whole-layer"])
+def test_every_fallback_is_exact(monkeypatch, tighten, refine) -> None:
+    """Inflate the static bound so that many neurons are uncertain, then force each way of settling them."""
+    bound = snn._error_bound
+    monkeypatch.setattr(snn, "_error_bound", lambda *a: None if (b := bound(*a)) is None else b * 2.0**12)
+    monkeypatch.setattr(snn, "TIGHTEN_SHARE", tighten)
+    monkeypatch.setattr(snn, "REFINE_SHARE", refine)
+    for T, pool in ((8, "max"), (16, "avg")):
+        model, pixels = _trained(T, pool=pool, size=16)
+        net = export_snn(model)
+        fast, rec = simulate_closed_form(net, pixels)
+        assert torch.equal(fast, simulate_closed_form(net, pixels, certified=False)[0])
+        assert rec.refined > 0
+
+
+def _rounding_trap() -> tuple[SNNNetwork, torch.Tensor]:
+    """One neuron whose exact potential 0.5 - 2^-38 lies just under its threshold 0.5, which float32 rounds
+    it onto: 0.5 * 2^0 (pixel 128) - 2^-8 * 2^-30 (pixel 1, 6-bit weight). It fires at t = 1, not t = 0."""
+    conv = {"op": "conv", "codes": torch.tensor([1, -31], dtype=torch.int16).view(1, 2, 1, 1), "scale_exp": 0,
+            "lsb": -38, "bias": torch.zeros(1, dtype=torch.int64), "stride": 1, "padding": 0}
+    out = {"op": "linear", "codes": torch.tensor([[1]], dtype=torch.int16), "scale_exp": 0, "lsb": -38,
+           "bias": torch.zeros(1, dtype=torch.int64)}
+    net = SNNNetwork(SpikeCode(8), 6, (2, 1, 1), [conv, {"op": "fire", "theta_exp": -1}, {"op": "flatten"}, out])
+    return net, torch.tensor([128, 1], dtype=torch.uint8).view(1, 2, 1, 1)
+
+
+def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> None:
+    net, pixels = _rounding_trap()
+    exact, _ = simulate_closed_form(net, pixels, certified=False)
+    assert exact.item() == 0.25  # fired at t = 1: theta / 2
+    assert torch.equal(simulate_events(net, pixels)[0], exact)
+    fast, rec = simulate_closed_form(net, pixels)
+    assert torch.equal(fast, exact) and rec.refined == 1
+    monkeypatch.setattr(snn, "_error_bound", lambda op, w, bias, magnitude: torch.zeros(len(w)))
+    naive, _ = simulate_closed_form(net, pixels)  # float32 without the certificate
+    assert naive.item() == 0.5  # the rounding made it fire a step early
