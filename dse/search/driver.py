@@ -440,7 +440,7 @@ def _price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts
         outcome = price_trials(space, [{p.name: suggest(trial, p) for p in space.params}])[0]
         if isinstance(outcome, Exception):
             _fail(study, trial, _error_line(outcome))
-        elif tell_outcome(study, space, trial, {**outcome, "node": "driver"}) is None:
+        elif not isinstance(tell_outcome(study, space, trial, {**outcome, "node": "driver"}), str):
             progress.done += 1
     working = optuna.create_study(directions=space.directions, sampler=study.sampler)  # reseeded on resume
     working.add_trials(study.get_trials(deepcopy=False, states=finished))
@@ -462,7 +462,8 @@ def _price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts
             elif isinstance(priced[key], Exception):
                 error = _fail(working, trial, _error_line(priced[key]))
             else:
-                error = tell_outcome(working, space, trial, {**priced[key], "node": "driver"})
+                told = tell_outcome(working, space, trial, {**priced[key], "node": "driver"})
+                error = told if isinstance(told, str) else None
             record = working.get_trials(deepcopy=False)[trial.number]
             study.add_trial(record)  # the one record
             if error is None and key not in done:
