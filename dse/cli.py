@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from hwmodel.errors import ConfigError
+from hwmodel import ConfigError
 
 # sub-command -> module defining ``register(subparsers)``; each registered parser sets ``func``.
 _COMMAND_MODULES = ("dse.train_cli", "dse.search.cli")

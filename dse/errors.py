@@ -1,6 +1,6 @@
 """Errors that carry a one-line, user-facing message."""
 
-from hwmodel.errors import ConfigError
+from hwmodel import ConfigError
 
 
 class UserError(ConfigError):

@@ -26,7 +26,7 @@ from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
 from dse.snn import spike_statistics, write_spike_statistics
-from hwmodel.errors import brief
+from hwmodel import brief
 
 CHECKPOINT_FORMAT = "dse-checkpoint/1"
 FUSE_MIN_STEPS = 1000  # below this, torch.compile's warm-up costs more than fusing saves

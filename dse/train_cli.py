@@ -54,8 +54,8 @@ def _common(p) -> None:
 
 
 def load_yaml_mapping(path: Path) -> dict:
-    from hwmodel.arch import read_yaml
-    from hwmodel.files import read_text
+    from hwmodel import read_yaml
+    from hwmodel import read_text
 
     if not path.exists():
         raise UserError(f"{path}: no such file")

@@ -3,88 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hwmodel import fields
 from hwmodel.errors import ConfigError, brief, did_you_mean
-from hwmodel.ert import SRAM_CELLS, TECH_RANGE_NM
 from hwmodel.files import inside, is_file, load_yaml, read_text
 
-INT_FIELDS = ("pe_rows", "pe_cols", "weight_bits", "time_window", "steps_per_octave", "accumulator_bits")
-FLOAT_FIELDS = ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib", "clock_mhz", "tech_nm",
-                "dram_pj_per_bit", "dram_gbps", "weight_pin_frac")
-STR_FIELDS = ("sram_cell",)
-MAX_VALUE = 1e9  # far beyond any processor, and it keeps every product in the model finite in float64
-MIN_RATE = 1e-6  # clock_mhz and dram_gbps divide: a 1e-300 MHz clock would make the latency overflow
+_TYPES = {"int": int, "float": float, "choice": str}
 
 
-@dataclasses.dataclass(frozen=True)
-class Arch:
-    """A TTFS log-weight SNN processor. Units are in the field names; ``dram_gbps`` is Gbit/s."""
-
-    name: str
-    pe_rows: int             # PE array rows
-    pe_cols: int             # PE array columns
-    weight_sram_kib: float   # on-chip weight buffer
-    vmem_sram_kib: float     # membrane-potential buffer
-    spike_sram_kib: float    # spike-event buffer (input and output maps of a layer)
-    weight_bits: int         # log weight: sign + (weight_bits - 1) exponent bits
-    time_window: int         # T: time steps per layer window
-    steps_per_octave: int    # k: a spike at step t means theta * 2**(-t/k)
-    accumulator_bits: int    # membrane potential width
-    clock_mhz: float
-    tech_nm: float
-    dram_pj_per_bit: float
-    dram_gbps: float         # off-chip bandwidth in gigabits per second
-    sram_cell: str           # "lstp" (low standby power) or "hp" (high performance) leakage flavour
-    weight_pin_frac: float   # share of the weight SRAM that keeps the first layers' weights resident
-
-    @property
-    def pe_count(self) -> int:
-        return self.pe_rows * self.pe_cols
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+def _pe_count(self) -> int:
+    return self.pe_rows * self.pe_cols
 
 
-FIELDS = INT_FIELDS + FLOAT_FIELDS + STR_FIELDS
+def _to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+# Generated from the one field table (fields.py): a frozen dataclass with ``name`` first.
+Arch = dataclasses.make_dataclass(
+    "Arch", [("name", str)] + [(f.name, _TYPES[f.kind]) for f in fields.FIELDS.values()], frozen=True,
+    namespace={"pe_count": property(_pe_count), "to_dict": _to_dict,
+               "__doc__": "A TTFS SNN processor; every field is declared in hwmodel/fields.py (units there).",
+               "__module__": __name__})
+FIELDS = fields.NAMES
 
 
 def check_field(name: str, value: Any, where: str = "arch") -> Any:
     """Type/range check of one field: malformed values raise ConfigError; zero sizes stay (infeasible)."""
-    if name not in FIELDS:
-        raise ConfigError(f"{where}: unknown field {name!r}{did_you_mean(name, FIELDS)}")
-    label = f"{where}.{name}"
-    if name in STR_FIELDS:
-        if value not in SRAM_CELLS:
-            raise ConfigError(f"{label}: must be one of {', '.join(SRAM_CELLS)}, got {brief(value)}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{label}: must be a number, got {type(value).__name__} {brief(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{label}: must be a finite number, got {value!r}")
-    if value < 0:
-        raise ConfigError(f"{label}: must be >= 0, got {brief(value)}")
-    if value > MAX_VALUE:  # compared before any float(): integers beyond float range end here too
-        raise ConfigError(f"{label}: must be at most {MAX_VALUE:g}, got {brief(value)}")
-    if name in INT_FIELDS:
-        if value != int(value):
-            raise ConfigError(f"{label}: must be an integer, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and value < MIN_RATE:
-        raise ConfigError(f"{label}: must be > 0 (at least {MIN_RATE:g}), got {value!r}")
-    if name == "weight_pin_frac" and value > 1:
-        raise ConfigError(f"{label}: must be between 0 and 1, got {value!r}")
-    if name == "tech_nm" and not TECH_RANGE_NM[0] <= value <= TECH_RANGE_NM[1]:
-        raise ConfigError(f"{label}: the scaling rule covers {TECH_RANGE_NM[0]:g}-{TECH_RANGE_NM[1]:g} nm, "
-                          f"got {value!r}")
-    return value
+    return fields.check(name, value, where)
 
 
 def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, root: Path,

@@ -1,4 +1,5 @@
-"""The ``hwmodel`` command: estimate, sweep, calibrate. Errors are one line on stderr and exit status 2."""
+"""The ``hwmodel`` command: estimate, sweep, calibrate, sensitivity, validate, activity. Errors are one line on
+stderr and exit status 2."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import yaml
+from importlib import resources
 
 import hwmodel
-from hwmodel.arch import FIELDS, INT_FIELDS, STR_FIELDS
+from hwmodel import calibrate, costs, fields, sensitivity, validation
+from hwmodel.workload import BUILTINS, map_activity, parse_workload, vgg16
+from hwmodel import ert
 from hwmodel.errors import ConfigError
+from hwmodel.units import human
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,24 +90,7 @@ def _values(spec: str) -> tuple[str, list]:
     if "=" not in spec:
         raise ConfigError(f"--set {spec!r}: expected FIELD=V1,V2,... or FIELD=LO:HI:STEP")
     name, text = spec.split("=", 1)
-    if name not in FIELDS:
-        hwmodel.arch.check_field(name, 0)   # raises with a did-you-mean
-    if name in STR_FIELDS:
-        return name, text.split(",")
-    try:
-        if ":" in text:
-            lo, hi, step = (float(v) for v in text.split(":"))
-            if step <= 0:
-                raise ValueError
-            n = int((hi - lo) / step + 0.5) + 1 if hi >= lo else 0
-            values = None if n > MAX_SWEEP_POINTS else list(np.arange(lo, hi + step / 2, step))
-        else:
-            values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--set {name}: cannot read {text!r} as numbers (V1,V2 or LO:HI:STEP, STEP > 0)") from None
-    if values is None:  # counted before np.arange would try to allocate them
-        raise ConfigError(f"--set {name}: {text} gives {n} values (at most {MAX_SWEEP_POINTS:,})")
-    return name, [int(v) if name in INT_FIELDS and v == int(v) else v for v in values]
+    return name, fields.field(name, "arch").parse_values(text, MAX_SWEEP_POINTS)
 
 
 def cmd_sweep(args) -> int:
@@ -124,21 +113,94 @@ def cmd_sweep(args) -> int:
         writer.writerow(list(combo) + [bool(result[k][i]) if k == "feasible" else f"{result[k][i]:.6g}"
                                        for k in keys])
     if args.out:
-        try:
-            atomic_write(Path(args.out), out.getvalue())
-        except OSError as exc:  # name the flag and the path, not a temporary file or a parent directory
-            blocker = next((p for p in Path(args.out).parents if p.exists()), Path("."))
-            reason = f"{blocker} is not a directory" if not blocker.is_dir() else exc.strerror or exc
-            raise ConfigError(f"--out {args.out}: cannot write ({reason})") from None
+        _write(args.out, out.getvalue())
         print(f"wrote {len(combos)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(out.getvalue())
     return 0
 
 
+def _write(path: str, text: str) -> None:
+    try:
+        atomic_write(Path(path), text)
+    except OSError as exc:  # name the flag and the path, not a temporary file or a parent directory
+        blocker = next((p for p in Path(path).parents if p.exists()), Path("."))
+        reason = f"{blocker} is not a directory" if not blocker.is_dir() else exc.strerror or exc
+        raise ConfigError(f"--out {path}: cannot write ({reason})") from None
+
+
 def cmd_calibrate(args) -> int:
-    from hwmodel import calibrate
-    return calibrate.run(args)
+    arch = hwmodel.load_arch(args.arch)
+    wl = _workload(args)
+    scales = calibrate.fit(arch, wl, args.target_uj)
+    fitted = calibrate.chip_parts(arch, wl, scales)
+    chip_uj = sum(v for k, v in fitted.items() if k in costs.CHIP_KINDS)
+    others = {}
+    for name in BUILTINS:   # the same constants, no refit
+        other = hwmodel.load_workload(name)
+        other = other.with_firing(args.firing) if args.firing is not None else other
+        parts = calibrate.chip_parts(arch, other, scales)
+        others[name] = {"energy_chip_j": sum(v for k, v in parts.items() if k in costs.CHIP_KINDS) * 1e-6,
+                        "energy_dram_j": parts["dram"] * 1e-6}
+    result = {"target_chip_energy_j": args.target_uj * 1e-6, "arch": arch.to_dict(), "workload": wl.name,
+              "activity": {"firing": args.firing, "spikes_file": args.spikes}, "ranges": calibrate.RANGES,
+              "fitted": scales, "energy_by_kind_j": {k: v * 1e-6 for k, v in fitted.items()},
+              "error_pct": (chip_uj / args.target_uj - 1) * 100, "same_constants": others}
+    _write(args.out, json.dumps(result, indent=2) + "\n")
+    print(f"fitted sram_scale={scales['sram_scale']:.4f} logic_scale={scales['logic_scale']:.4f}: {wl.name} chip "
+          f"{chip_uj:.4g} uJ (target {args.target_uj}, {result['error_pct']:+.3f} %)")
+    for name, row in others.items():
+        print(f"  {name:<22} chip {human(row['energy_chip_j'], 'J'):>9}   DRAM {human(row['energy_dram_j'], 'J'):>9}")
+    if args.write:
+        activity = args.spikes or (f"firing {args.firing}" if args.firing is not None else
+                                   "measured activity, hwmodel/workloads/vgg16_activity.yaml")
+        path = Path(str(resources.files("hwmodel").joinpath("presets/calibration.yaml")))
+        atomic_write(path, "# Scale factors fitted by `hwmodel calibrate --write` (see docs/hwmodel.md); "
+                     "1.0 = the uncalibrated ERT.\n"
+                     f"# Fit: the chip energy of {wl.name} ({activity}), target {args.target_uj} uJ on arch "
+                     f"{arch.name}.\nsram_scale: {scales['sram_scale']:.6f}\nlogic_scale: {scales['logic_scale']:.6f}\n")
+        ert.calibration.cache_clear()
+        print(f"updated {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_sensitivity(args) -> int:
+    text, rows = sensitivity.report(hwmodel.load_arch(args.arch), _workload(args))
+    print(text)
+    if args.out:
+        _write(args.out, json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    rows = validation.table()
+    print(f"{'target':<36}{'metric':<18}{'published':>12}{'model':>12}{'ratio':>8}{'tolerance':>11}  within")
+    for r in rows:
+        scale = 1.0 if r["metric"] == "chip_energy_j" else 1e-12
+        unit = "J" if scale == 1.0 else "J/SOP"
+        print(f"{r['target']:<36}{r['metric']:<18}{human(r['published'] * scale, unit):>12}"
+              f"{human(r['model'] * scale, unit):>12}{r['ratio']:>8.3g}{'x' + format(1 + r['tolerance'], '.3g'):>11}"
+              f"  {'yes' if r['within'] else 'NO'}")
+    if args.out:
+        _write(args.out, json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def cmd_activity(args) -> int:
+    measured = hwmodel.load_workload(args.spikes)
+    target = parse_workload(vgg16("vgg16", (3, 32, 32), 10), "vgg16")
+    firing = map_activity(measured, target)
+    meta = measured.meta
+    text = ("# Measured per-layer input firing of the built-in VGG-16 workloads (all three), written by "
+            "`hwmodel activity`.\n# Re-measure: dse evaluate <checkpoint> (writes spikes.json), then\n"
+            f"#   hwmodel activity <spikes.json> --out {args.out}\n"
+            f"network: {meta.get('name', measured.name)} ({', '.join(f'{k}={v}' for k, v in meta.items() if k != 'name')})\n"
+            f"source: {args.spikes}\nmapping: each VGG-16 layer takes the input firing of the measured layer of the "
+            "same class (pooling or weighted) at the nearest relative depth\n"
+            + yaml.safe_dump({"input_firing": firing}, sort_keys=False))
+    _write(args.out, text)
+    print(f"wrote {len(firing)} layers to {args.out}", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,12 +216,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FIELD=V1,V2,... or FIELD=LO:HI:STEP; repeat for a cartesian grid")
     p.add_argument("--out", help="CSV file (written atomically); default stdout")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("calibrate", help="fit the ERT scale factors to the paper's 486.7 uJ")
+    p = sub.add_parser("calibrate", help="fit the ERT scale factors to the paper's 486.7 uJ (chip energy)")
     _common(p)
-    p.add_argument("--target-uj", type=float, default=486.7)
+    p.add_argument("--target-uj", type=float, default=calibrate.PAPER_UJ)
     p.add_argument("--out", default="results/hwmodel/calibration.json")
     p.add_argument("--write", action="store_true", help="update hwmodel/presets/calibration.yaml")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("sensitivity", help="each knob over its range: energy, latency, area, driving term")
+    _common(p)
+    p.add_argument("--out", help="JSON rows (SI units)")
+    p.set_defaults(func=cmd_sensitivity)
+    p = sub.add_parser("validate", help="the model against published chips")
+    p.add_argument("--out", help="JSON rows")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("activity", help="map a measured spike file onto the built-in VGG-16 activity file")
+    p.add_argument("spikes", help="spike-statistics file written by dse evaluate")
+    p.add_argument("--out", default="hwmodel/workloads/vgg16_activity.yaml")
+    p.set_defaults(func=cmd_activity)
     return parser
 
 

@@ -1,8 +1,11 @@
-"""Energy reference table (ERT): every constant at 28 nm with its source, SRAM fits, technology scaling.
+"""Energy reference table (ERT): every constant with its source, at 28 nm and 0.9 V unless stated.
 
-Sources are the figures collected in docs/hwmodel.md (Horowitz ISSCC 2014; CACTI 7 runs at 32 nm with a
-64-bit port, 1 RW port, dynamic-power optimized; Aladdin 40 nm; ISAAC 32 nm). Scale factors that the
-calibration fits (``sram_scale``, ``logic_scale``) live in ``presets/calibration.yaml``.
+Sources are the figures in /work/shared/notes/energy-constants.md (copied into docs/hwmodel.md): Horowitz,
+ISSCC 2014 (45 nm, 0.9 V, x0.51 to 28 nm per Stillmaker & Baas); CACTI 7 runs at 32 nm (64-bit port, one RW
+port, dynamic-power optimized, x0.8 to 28 nm); Aladdin (40 nm); ISAAC (32 nm); ZigZag's 28 nm gate figures.
+A constant marked ASSUMPTION has no measured source: docs/hwmodel.md says why its value, and
+`hwmodel sensitivity` shows what it moves. The two scale factors the calibration fits live in
+presets/calibration.yaml.
 """
 
 from __future__ import annotations
@@ -18,45 +21,81 @@ REFERENCE_NM = 28.0
 # exponent 1.43) and 0.78 (32 -> 28 nm, exponent 1.86). Area scales as node**2 (ideal shrink).
 ENERGY_EXPONENT = 1.5
 AREA_EXPONENT = 2.0
-TECH_RANGE_NM = (7.0, 180.0)   # outside this the power law above is not credible
 
-# --- arithmetic, pJ at 28 nm (Horowitz 2014, 45 nm column x 0.51) -------------------------------------
-ADD_PJ_PER_BIT = 0.05 / 32          # 32-bit add 0.1 pJ @45 nm -> 0.05 pJ @28 nm, per bit of width
+# --- arithmetic, pJ at 28 nm, 0.9 V (Horowitz 2014, 45 nm column x 0.51) ---------------------------------
+ADD_PJ_PER_BIT = 0.05 / 32          # 32-bit add 0.1 pJ @45 nm -> 0.05 pJ, per bit of width
+MUL_PJ_PER_BITPRODUCT = 0.10 / 64   # 8-bit multiply 0.2 pJ @45 nm -> 0.10 pJ over 8x8 bit products
+#                                     (the 32-bit multiply, 1.6 pJ / 1024, gives the same 1.6 fJ)
 SHIFT_REL_ADD = 0.75                # a shift costs 0.5-1x an add of the same width (ISAAC); midpoint
-REG_PJ_PER_BIT = 0.009 * (28 / 40) ** ENERGY_EXPONENT   # Aladdin 40 nm register read/write, per bit
+REG_PJ_PER_BIT = 0.009 * (28 / 40) ** ENERGY_EXPONENT      # Aladdin 40 nm register read/write, per bit
 CMP_PJ_PER_BIT = 0.029 / 32 * (28 / 40) ** ENERGY_EXPONENT  # Aladdin 40 nm 32-bit comparator, per bit
-PIXEL_BITS = 8                       # first layer: 8-bit pixels, shifted by the log weight
+CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TECH_PARAM_28NM DFF ~1.7 fJ/bit
+PIXEL_BITS = 8                      # first layer: 8-bit pixels
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------
 ADDER_UM2_PER_BIT = 278 / 32 * (28 / 40) ** AREA_EXPONENT
 SHIFTER_UM2_PER_BIT = ADDER_UM2_PER_BIT * 0.75   # ISAAC shift-and-add: shifter about the adder's size
 REG_UM2_PER_BIT = ADDER_UM2_PER_BIT * 0.5        # a DFF is about half a full-adder cell (NAND2 counts)
-LOGIC_LEAK_UW_PER_BIT = 2.4 / 32 * (28 / 40) ** ENERGY_EXPONENT  # per adder bit; applied to PE datapath bits
-OVERHEAD_AREA_FRAC = 0.15   # control, NoC, I/O as a fraction of PE + SRAM area (assumption, see docs)
+LOGIC_LEAK_UW_PER_BIT = 2.4 / 32 * (28 / 40) ** ENERGY_EXPONENT  # per datapath bit (Aladdin adder)
+OVERHEAD_AREA_FRAC = 0.15   # ASSUMPTION: control and I/O outside PEs and SRAMs (Eyeriss-class chips: 10-20 %)
 
-# --- SRAM: CACTI 7, 32 nm, 64-bit port, dynamic-power optimized (docs/hwmodel.md) -----------------------
+# --- on-chip wires ------------------------------------------------------------------------------------------
+# Full-swing repeated wire: 310 fJ/bit/mm at 130 nm, 1.2 V (survey "On-chip interconnect: energy and
+# reliability", ISRN Electronics 2012, Table 1). Wire capacitance per mm barely changes with the node, so
+# only V^2 scales it: x (0.9/1.2)^2.
+# Random data toggles a wire on half the transfers: x0.5 (the usual switching-activity assumption).
+WIRE_PJ_PER_BIT_MM = 0.310 * (0.9 / 1.2) ** 2 * 0.5
+
+# --- SRAM: CACTI 7, 32 nm, 64-bit port, dynamic-power optimized (notes) ----------------------------------
 CACTI_KIB = np.array([2, 8, 32, 128, 512, 2048], dtype=float)
 CACTI_READ_PJ = np.array([1.24, 2.91, 8.51, 14.4, 25.7, 50.9])          # per 64-bit access
-CACTI_LEAK_MW = {"hp": np.array([1.46, 5.3, 19.7, 71.9, 288.0, 1140.0]),
-                 "lstp": np.array([0.73e-3, 2.7e-3, 9.9e-3, 35.8e-3, 136e-3, 540e-3])}
+CACTI_LEAK_MW = {"lstp": np.array([0.73e-3, 2.7e-3, 9.9e-3, 35.8e-3, 136e-3, 540e-3]),
+                 "hp": np.array([1.46, 5.3, 19.7, 71.9, 288.0, 1140.0])}
 CACTI_AREA_MM2 = np.array([0.0038, 0.013, 0.048, 0.217, 0.87, 3.16])
 CACTI_WIDTH_BITS = 64
-CACTI_TO_28NM = 0.8          # energy, "28 nm ~ 0.8x" of 32 nm (ZigZag uses 0.81 = VDD^2 ratio)
+CACTI_TO_28NM = 0.8          # energy and leakage, "28 nm ~ 0.8x" of 32 nm (ZigZag uses 0.81 = VDD^2 ratio)
 CACTI_AREA_TO_28NM = (28 / 32) ** AREA_EXPONENT
-WRITE_REL_READ = 1.0         # SRAM write energy taken equal to read (CACTI gives them within ~10 %)
+# ASSUMPTION: the part of a 64-bit access that does not depend on its width (decoder, word line, control);
+# CACTI's breakdowns put the decoder at 20-40 % of a small array's read energy.
+SRAM_FIXED_FRAC = 0.3
+MIN_BANK_KIB = 2.0           # the smallest CACTI point: smaller banks are not priced by this table
 SRAM_CELLS = ("lstp", "hp")
 
+# --- off-chip memory: pJ/bit (interface included) and peak bandwidth --------------------------------------
+DRAM = {  # name: (pJ/bit, Gbit/s, source)
+    "lpddr4": (8.0, 102.4, "notes: LPDDR4 ~8 pJ/bit (Accelergy CACTI plug-in tables); x32 at 3200 MT/s"),
+    "lpddr5": (6.4, 204.8, "LPDDR4's 8 pJ/bit x0.8 (vendors claim >20 % better energy/bit); x32 at 6400 MT/s"),
+    "hbm2": (3.9, 2048.0, "notes: HBM2 3.9-6.25 pJ/bit (low end); one stack, 1024 bits at 2 Gb/s"),
+    "none": (0.0, 0.0, "no off-chip memory: every weight must stay on chip"),
+}
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares a, b of y = a + b * x."""
-    b, a = np.polyfit(x, y, 1)
-    return float(a), float(b)
+# --- voltage and frequency ---------------------------------------------------------------------------------
+# Alpha-power law (Sakurai & Newton 1990): f_max ~ (V - Vth)^alpha / V. Every energy above is quoted at
+# V_NOM; dynamic energy scales as (V/V_NOM)^2, leakage power about as V/V_NOM (DIBL ignored).
+V_NOM = 0.9                  # Horowitz's 45 nm figures and ZigZag's 28 nm set are at 0.9 V
+V_MIN = 0.6                  # ASSUMPTION: 6T SRAM retention/write margin floor in 28 nm bulk (0.6-0.7 V)
+V_MAX = 1.0                  # 28 nm overdrive limit
+VTH, ALPHA = 0.35, 1.3       # ASSUMPTION: 28 nm HPM-class threshold; alpha 1.2-1.4 for short-channel devices
+# ASSUMPTION: clock each part reaches at V_NOM. Logic: a 16-bit add-and-shift stage in 28 nm (~1 GHz);
+# SRAM: hp cells ~1 GHz, lstp (high-Vt) cells ~2.5x slower access, the CACTI hp/lstp access-time ratio.
+F_NOM_MHZ = {"logic": 1000.0, "hp": 1000.0, "lstp": 400.0}
 
 
-# read energy per 64-bit access = a + b * sqrt(KiB); leakage and area linear in size.
-SRAM_READ_FIT = _fit(np.sqrt(CACTI_KIB), CACTI_READ_PJ)
-SRAM_LEAK_FIT = {cell: _fit(CACTI_KIB, mw) for cell, mw in CACTI_LEAK_MW.items()}
-SRAM_AREA_FIT = _fit(CACTI_KIB, CACTI_AREA_MM2)
+def _speed(v):
+    return (v - VTH) ** ALPHA / v
+
+
+_V_TABLE = np.linspace(V_MIN, V_MAX, 401)
+_SPEED_TABLE = _speed(_V_TABLE) / _speed(V_NOM)   # f_max(V) / f_max(V_NOM), increasing in V
+
+
+def supply_v(clock_mhz, hp):
+    """The lowest supply in [V_MIN, V_MAX] at which logic and the SRAM cells reach ``clock_mhz``;
+    NaN above what V_MAX reaches (an infeasible clock)."""
+    sram = np.where(hp, F_NOM_MHZ["hp"], F_NOM_MHZ["lstp"])
+    need = np.maximum(clock_mhz / F_NOM_MHZ["logic"], clock_mhz / sram)
+    v = np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_MIN, right=np.nan)
+    return np.where(need > _SPEED_TABLE[-1], np.nan, v)
 
 
 @functools.cache
@@ -75,20 +114,28 @@ def tech_area_scale(tech_nm):
     return (np.asarray(tech_nm, dtype=float) / REFERENCE_NM) ** AREA_EXPONENT
 
 
-def sram_pj_per_bit(kib):
-    """Read (or write) energy per bit at 28 nm for an SRAM of ``kib`` KiB (before calibration scale)."""
-    a, b = SRAM_READ_FIT
-    return (a + b * np.sqrt(kib)) / CACTI_WIDTH_BITS * CACTI_TO_28NM
+def _loglog(kib, table):
+    """Piecewise power law through the CACTI points (extrapolated with the end segments' slopes)."""
+    x = np.log(np.maximum(kib, 1e-9))
+    lx, ly = np.log(CACTI_KIB), np.log(table)
+    slope_lo = (ly[1] - ly[0]) / (lx[1] - lx[0])
+    slope_hi = (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
+    y = np.interp(x, lx, ly)
+    y = np.where(x < lx[0], ly[0] + slope_lo * (x - lx[0]), y)
+    y = np.where(x > lx[-1], ly[-1] + slope_hi * (x - lx[-1]), y)
+    return np.exp(y)
 
 
-def sram_leak_w(kib, hp):
-    """Leakage in W at 28 nm; ``hp`` selects high-performance cells (else low-standby-power)."""
-    a_hp, b_hp = SRAM_LEAK_FIT["hp"]
-    a_lp, b_lp = SRAM_LEAK_FIT["lstp"]
-    mw = np.where(hp, a_hp + b_hp * kib, a_lp + b_lp * kib)
-    return np.where(kib > 0, np.maximum(mw, 0.0), 0.0) * 1e-3 * CACTI_TO_28NM
+def sram_access_pj(bank_kib, width_bits):
+    """One access of ``width_bits`` to a bank of ``bank_kib``: a fixed part plus a per-bit part, 28 nm, 0.9 V."""
+    e64 = _loglog(bank_kib, CACTI_READ_PJ) * CACTI_TO_28NM
+    return e64 * (SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS)
 
 
-def sram_area_mm2(kib):
-    a, b = SRAM_AREA_FIT
-    return np.where(kib > 0, np.maximum(a + b * kib, 0.0), 0.0) * CACTI_AREA_TO_28NM
+def sram_leak_w(bank_kib, banks, hp):
+    mw = np.where(hp, _loglog(bank_kib, CACTI_LEAK_MW["hp"]), _loglog(bank_kib, CACTI_LEAK_MW["lstp"]))
+    return np.where(bank_kib > 0, mw * banks, 0.0) * 1e-3 * CACTI_TO_28NM
+
+
+def sram_area_mm2(bank_kib, banks):
+    return np.where(bank_kib > 0, _loglog(bank_kib, CACTI_AREA_MM2) * banks, 0.0) * CACTI_AREA_TO_28NM

@@ -1,13 +1,13 @@
 """Action counting and pricing, vectorized over configs: one model for ``estimate`` and ``estimate_many``.
 
-Dataflow (docs/hwmodel.md): layer by layer on one PE array. A weight layer is split into output-channel
-groups so that a group's membrane potentials fit the Vmem SRAM and its weights fit the weight SRAM; each
-group is one pass over the layer's input spikes. Within a pass the weights of one input channel for the
-group sit in PE registers (loaded once), and every input spike of that channel is read from the spike
-SRAM once per *round* of ``pe_count`` (output channel x kernel offset) PEs, each PE doing one synaptic
-operation (exponent add, shift, accumulate) as a read-modify-write of its output's Vmem word. After
-integration, the fire phase compares every output's potential with the decaying threshold at each of
-the ``T`` steps and writes the emitted spike events. Arrays have config axes ``S...`` and a layer axis.
+Dataflow (docs/hwmodel.md): layer by layer on one PE array, ``batch`` images per weight fetch. A weight
+layer is split into output-channel groups so that a group's membrane potentials (for the whole batch) fit
+the Vmem SRAM and its filters fit the weight SRAM (pinned layers: all of them); each group is one pass over
+the layer's input spikes. Within a pass the weights of one input channel sit in PE registers, and each
+input spike is read once per *round* of ``pe_count`` (output channel x kernel offset) PEs, each doing one
+synaptic operation as a read-modify-write of its output's Vmem word in its own bank. The fire phase then
+turns potentials into spike times. Arrays have config axes ``S...`` and a layer axis. Every energy term is
+an entry of costs.TERMS.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ import functools
 
 import numpy as np
 
-from hwmodel import ert
-from hwmodel.arch import FIELDS, INT_FIELDS, MAX_VALUE, MIN_RATE, STR_FIELDS, Arch
-from hwmodel.errors import ConfigError, did_you_mean
+from hwmodel import costs, ert, fields
+from hwmodel.arch import Arch
 from hwmodel.workload import Workload
 
-ENERGY_COMPONENTS = ("compute", "weight_sram", "vmem_sram", "spike_sram", "dram", "leakage")
-LATENCY_COMPONENTS = ("compute", "memory_stall", "fire")
-AREA_COMPONENTS = ("pe_array", "weight_sram", "vmem_sram", "spike_sram", "overhead")
 KIB_BITS = 8192.0
 EXACT_BITS = 45   # breakdown entries are rounded to 2**-45 of the total so every sum is exact
+DRAM_PJ = np.array([ert.DRAM[k][0] for k in fields.FIELDS["dram"].choices])
+DRAM_GBPS = np.array([ert.DRAM[k][1] for k in fields.FIELDS["dram"].choices])
+NO_DRAM = float(fields.FIELDS["dram"].choices.index("none"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +48,8 @@ class LayerTable:
     s_out: np.ndarray        # spikes this layer emits = the next layer's input (0 for the last)
     pixel: np.ndarray        # first layer fed with multi-bit pixels
     readout: np.ndarray      # last layer: read out as membrane potential
+    pinned_before: np.ndarray  # weights of this layer and every smaller one (smallest-first pinning order)
+    max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
 
 
 @functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
@@ -64,8 +65,14 @@ def layer_table(wl: Workload) -> LayerTable:
                      spikes[i + 1] if i + 1 < len(spikes) else 0.0,
                      i == 0 and wl.first_layer_input == "pixels", i + 1 == len(wl.layers)))
     cols = [np.array(c) for c in zip(*rows)]
-    return LayerTable(tuple(layer.name for layer in wl.layers), cols[0].astype(bool), cols[1].astype(bool),
-                      *[c.astype(float) for c in cols[2:13]], cols[13].astype(bool), cols[14].astype(bool))
+    weighted, weights = cols[0].astype(bool), cols[9].astype(float)
+    order = np.argsort(weights, kind="stable")            # smallest first; ties in network order
+    pinned_before = np.empty_like(weights)
+    pinned_before[order] = np.cumsum(weights[order])
+    fanin = np.where(weighted, cols[2] * cols[4], 1.0)
+    return LayerTable(tuple(layer.name for layer in wl.layers), weighted, cols[1].astype(bool),
+                      *[c.astype(float) for c in cols[2:13]], cols[13].astype(bool), cols[14].astype(bool),
+                      np.where(weighted, pinned_before, 0.0), float(fanin.max()))
 
 
 def _ceil_log2(x):
@@ -82,99 +89,148 @@ def _quantize(parts: np.ndarray) -> np.ndarray:
 
 def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exact: bool = False,
              detail: bool = False) -> dict:
-    """The model. ``f``: arch fields as broadcastable arrays (``sram_cell`` as 1.0 for hp).
+    """The model. ``f``: arch fields as broadcastable arrays (choice fields as their index in fields.py).
 
-    ``exact`` stacks the per-layer x component breakdowns and rounds them for exact sums (the Report);
-    otherwise energy, latency and area are lists of per-component arrays (cheaper for many configs).
+    Returns ``energy`` (term -> per-layer J per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS,
+    per-layer s for the batch), ``area`` (costs.AREA_PARTS, mm^2), ``sops``, ``feasible``. ``exact`` stacks
+    and rounds the breakdowns so that every sum of them is exact (the Report).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):   # infeasible configs give inf/NaN, flagged below
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):   # infeasible configs: inf/NaN
         return _evaluate(f, t, cal, exact, detail)
+
+
+def _pow2_banks(need, cap_kib):
+    """Banks: the next power of two >= ``need`` ports, but no bank below ert.MIN_BANK_KIB."""
+    most = np.exp2(np.floor(np.log2(np.maximum(cap_kib / ert.MIN_BANK_KIB, 1.0))))
+    return np.minimum(np.exp2(np.ceil(np.log2(np.maximum(need, 1.0)))), most)
 
 
 def _evaluate(f, t, cal, exact, detail):
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
-    rows, cols, wb, acc = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["accumulator_bits"]
-    steps, k, hp = x["time_window"], x["steps_per_octave"], x["sram_cell"] > 0
+    rows, cols, wb, steps, k = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["time_window"], x["steps_per_octave"]
+    hp, batch, int_dp, lod = x["sram_cell"] > 0, x["batch"], x["datapath"] > 0, x["fire_method"] > 0
+    no_dram = x["dram"] == NO_DRAM
+    dram_i = x["dram"].astype(int)
     pe = rows * cols
     pe_safe = np.maximum(pe, 1.0)
     cap_w, cap_v, cap_s = (x[n] * KIB_BITS for n in ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib"))
-    escale = ert.tech_energy_scale(x["tech_nm"])
-    logic = cal["logic_scale"] * escale
-    sram = cal["sram_scale"] * escale
-    time_bits = _ceil_log2(steps)
-
-    # --- tiling into output-channel groups (passes over the input spikes) ---------------------------
     w = t.weighted
-    filter_bits = t.cin * t.k2 * wb                           # one output channel's weights
-    vmap_bits = t.out_hw * acc                                # one output channel's potentials
-    w_bits = t.weights * wb
-    # Residency: if the whole network fits, every weight stays on chip. Otherwise the first layers whose
-    # cumulative weights fit the pinned share stay on chip and the rest stream through the remainder.
-    all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
-    pin_cap = x["weight_pin_frac"] * cap_w
-    resident = all_fit | (np.cumsum(w_bits, axis=-1) <= pin_cap)
-    stream_cap = np.where(all_fit, cap_w, cap_w - pin_cap)
-    per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
-    per_group_v = np.floor(cap_v / np.maximum(vmap_bits, 1.0))
-    per_group = np.maximum(np.minimum(np.minimum(per_group_w, per_group_v), t.cout), 1.0)
-    passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
-    group = np.ceil(t.cout / passes)
-    rounds = np.where(w, np.ceil(group * t.k2 / pe_safe), 1.0)
 
-    # --- spike words: event = neuron address + spike time; pixels are 8-bit values ------------------
+    # --- operating point: the supply the clock needs; dynamic energy ~ V^2, leakage ~ V -----------------
+    volts = ert.supply_v(x["clock_mhz"], hp)
+    dyn = (volts / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
+    leak_scale = volts / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
+    logic, sram = cal["logic_scale"] * dyn, cal["sram_scale"] * dyn
+
+    # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
+    time_bits = _ceil_log2(steps)
+    frac_bits = np.ceil((steps - 1.0) / k)                      # resolves the lowest threshold theta*2^-(T-1)/k
+    headroom = np.ceil(np.log2(np.sqrt(t.max_fanin)))           # signed sums grow ~ sqrt(fan-in)
+    acc_min = np.where(int_dp, 2.0 * wb + headroom, 1.0 + headroom + frac_bits)
+    acc = np.where(x["accumulator_bits"] > 0, x["accumulator_bits"], acc_min)
+    exp_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
+
+    # --- weight residency: all on chip if they fit, else smallest layers first into the pinned share ------
+    w_bits = t.weights * wb
+    all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
+    resident = w & (all_fit | (t.pinned_before * wb <= x["weight_pin_frac"] * cap_w))
+    pinned_bits = np.where(resident, w_bits, 0.0).sum(axis=-1, keepdims=True)
+    stream_cap = cap_w - pinned_bits
+    streamed = w & ~resident
+
+    # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
+    filter_bits = t.cin * t.k2 * wb
+    vmap_bits = t.out_hw * acc * batch                          # a channel's potentials for the whole batch
+    per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
+    per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
+    passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
+    lanes = np.ceil(t.cout / passes) * t.k2                     # SOP lanes one input spike feeds per pass
+    rounds = np.where(w, np.ceil(lanes / pe_safe), 1.0)
+    banks_v = _pow2_banks(pe, x["vmem_sram_kib"])
+    bank_cycles = np.ceil(np.minimum(lanes, pe_safe) / banks_v)  # > 1: fewer Vmem banks than busy PEs
+    banks_w = _pow2_banks(cols, x["weight_sram_kib"])           # one 64-bit bank per PE column
+
+    # --- spikes: event = neuron address + spike time; pixels are 8-bit values ------------------------------
     word_in = np.where(t.pixel, float(ert.PIXEL_BITS), _ceil_log2(t.in_neurons) + time_bits)
     word_out = _ceil_log2(t.out_neurons) + time_bits
     spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
-    read_bits = spike_reads * word_in
-    write_bits = t.s_out * word_out
-    need_s = t.s_in * word_in + write_bits                   # a layer's input and output events
+    read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
+    need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
     spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
 
-    # --- actions ------------------------------------------------------------------------------------
+    # --- area (mm^2), needed for wire lengths -------------------------------------------------------------
+    ascale = ert.tech_area_scale(x["tech_nm"])
+    pe_um2 = np.where(int_dp, wb * wb * ert.ADDER_UM2_PER_BIT + acc * (ert.ADDER_UM2_PER_BIT + ert.REG_UM2_PER_BIT),
+                      acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
+                      + exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
+    a_pe = pe * pe_um2 * 1e-6 * ascale
+    a_w = ert.sram_area_mm2(x["weight_sram_kib"] / banks_w, banks_w) * ascale
+    a_v = ert.sram_area_mm2(x["vmem_sram_kib"] / banks_v, banks_v) * ascale
+    a_s = ert.sram_area_mm2(x["spike_sram_kib"], 1.0) * ascale
+    areas = [a_pe, a_w, a_v, a_s]
+    areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
+    side_pe = np.sqrt(a_pe)
+
+    # --- actions and prices per term (pJ per inference) -------------------------------------------------
     sops = np.where(w, t.s_in * t.fanout, 0.0)
-    exp_add_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
-    sop_pj = ert.ADD_PJ_PER_BIT * (exp_add_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))) \
-        + ert.REG_PJ_PER_BIT * wb
-    fire_cmp = np.where(w & ~t.readout, t.out_neurons * steps, 0.0)            # compares per step
-    pool_cmp = np.where(t.is_max, t.s_in, 0.0)                                 # earliest spike wins
-    e_compute = logic * (sops * sop_pj + fire_cmp * acc * ert.CMP_PJ_PER_BIT
-                         + pool_cmp * time_bits * ert.CMP_PJ_PER_BIT)
+    sop_pj = np.where(int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
+                      ert.ADD_PJ_PER_BIT * (exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
+    fire_outputs = np.where(w & ~t.readout, t.out_neurons, 0.0)
+    fire_cmp_bits = np.where(lod, acc * (1.0 + (k > 1)), steps * acc)
+    stream_share = np.where(streamed, 1.0, 0.0)
+    w_words = w_bits / ert.CACTI_WIDTH_BITS / batch              # per inference
+    # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
+    # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
+    busy = np.minimum(pe_safe, lanes)
+    w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
+    w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
+    vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, acc)
+    # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
+    # half the Vmem macro; a weight word the same towards the weight SRAM
+    wire_mm_bits = (spike_reads * word_in * side_pe * (1.0 + rows)
+                    + sops * 2.0 * acc * 0.5 * (side_pe + np.sqrt(a_v))
+                    + w_read_bits * 0.5 * (side_pe + np.sqrt(a_w)))
+    dram_bits = np.where(no_dram, 0.0, stream_share * w_bits / batch + spill * (read_bits + write_bits)
+                         + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
 
-    vmem_bits = np.where(w, sops * 2.0 * acc + t.out_neurons * acc * 2.0, 0.0)  # RMW; init + fire read
-    e_vmem = sram * ert.sram_pj_per_bit(x["vmem_sram_kib"]) * vmem_bits
-    e_weight = sram * ert.sram_pj_per_bit(x["weight_sram_kib"]) * w_bits * np.where(resident, 1.0, 2.0)
-    e_spike = sram * ert.sram_pj_per_bit(x["spike_sram_kib"]) * (read_bits + write_bits) * (1.0 - spill)
-    dram_bits = np.where(resident, 0.0, w_bits) + spill * (read_bits + write_bits) \
-        + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0)
-    e_dram = dram_bits * x["dram_pj_per_bit"]
-
-    # --- latency (cycles): compute overlaps DRAM streaming; the fire phase follows -------------------
-    bits_per_cycle = x["dram_gbps"] * 1e3 / x["clock_mhz"]
-    c_compute = np.where(w, spike_reads, np.ceil(t.s_in / pe_safe))
-    c_memory = dram_bits / bits_per_cycle
-    c_stall = np.maximum(c_memory - c_compute, 0.0)
-    c_fire = np.where(w, steps * np.ceil(t.out_neurons / pe_safe), 0.0)
+    # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
     cycle_s = 1e-6 / x["clock_mhz"]
-    lat = [c_compute * cycle_s, c_stall * cycle_s, c_fire * cycle_s]
+    c_compute = np.where(w, spike_reads, np.ceil(t.s_in / pe_safe))
+    c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
+    bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
+    c_memory = np.maximum(dram_bits / bits_per_cycle, w_read_bits / w_width / banks_w)
+    c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
+    c_fire = np.where(w & ~t.readout, np.where(lod, 1.0, steps) * np.ceil(t.out_neurons / pe_safe), 0.0)
+    cycles = c_compute + c_bank + c_stall + c_fire
+    lat = [c * cycle_s * batch for c in (c_compute, c_bank, c_stall, c_fire)]
     if exact:
         lat = list(np.moveaxis(_quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
-    layer_s = lat[0] + lat[1] + lat[2]
+    image_s = cycles * cycle_s                                  # the chip's time per inference (leakage)
 
-    # --- leakage and area -----------------------------------------------------------------------------
-    pe_bits = acc * 2.0 + wb + exp_add_bits                   # datapath bits that leak per PE
-    leak_w = (ert.sram_leak_w(x["weight_sram_kib"], hp) + ert.sram_leak_w(x["vmem_sram_kib"], hp)
-              + ert.sram_leak_w(x["spike_sram_kib"], hp)) * escale \
-        + pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * escale
-    e_leak = leak_w * layer_s * 1e12                          # pJ
-
-    energy = [e * 1e-12 for e in (e_compute, e_weight, e_vmem, e_spike, e_dram, e_leak)]
-
-    ascale = ert.tech_area_scale(x["tech_nm"][..., 0])
-    pe_um2 = acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT) \
-        + wb * ert.REG_UM2_PER_BIT + exp_add_bits * ert.ADDER_UM2_PER_BIT
-    areas = [pe[..., 0] * pe_um2[..., 0] * 1e-6 * ascale] + \
-        [ert.sram_area_mm2(x[n][..., 0]) * ascale for n in ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib")]
-    areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
+    flops = pe * (wb + acc + time_bits)                         # weight, Vmem and time registers per PE
+    pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
+    leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
+                   + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
+                   + ert.sram_leak_w(x["spike_sram_kib"], 1.0, hp)) * leak_scale
+    leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
+    pj = {
+        "datapath": logic * sops * sop_pj,
+        "weight_register": logic * sops * wb * ert.REG_PJ_PER_BIT,
+        "fire": logic * fire_outputs * fire_cmp_bits * ert.CMP_PJ_PER_BIT,
+        "pool": logic * np.where(t.is_max, t.s_in, 0.0) * time_bits * ert.CMP_PJ_PER_BIT,
+        "vmem_sram": sram * np.where(w, sops * 2.0 + t.out_neurons * 2.0, 0.0) * vmem_access,
+        "weight_sram": sram * (w_read_bits / w_width * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, w_width)
+                               + stream_share * w_words * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, 64.0)),
+        "spike_sram": sram * (1.0 - spill) * (spike_reads * ert.sram_access_pj(x["spike_sram_kib"], word_in)
+                                              + t.s_out * ert.sram_access_pj(x["spike_sram_kib"], word_out)),
+        "wire": dyn / ert.tech_energy_scale(x["tech_nm"]) * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
+        "clock": dyn * cycles * flops * ert.CLOCK_PJ_PER_FLOP,
+        "leakage_sram": leak_sram_w * image_s * 1e12,
+        "leakage_logic": leak_logic_w * image_s * 1e12,
+        "dram": dram_bits * DRAM_PJ[dram_i],
+    }
+    energy = [pj[name] * 1e-12 for name in costs.NAMES]
+    areas = [a[..., 0] for a in areas]
     sops = sops + np.zeros_like(steps)            # a config axis even when only workload arrays vary
     shape = np.broadcast_shapes(*(e.shape for e in energy), sops.shape)
     if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
@@ -189,11 +245,15 @@ def _evaluate(f, t, cal, exact, detail):
     checks = {
         "no processing elements (pe_rows x pe_cols = 0)": pe[..., 0] < 1,
         "weight_bits < 2 leaves no exponent bit": wb[..., 0] < 2,
-        "accumulator_bits < weight_bits": acc[..., 0] < wb[..., 0],
+        "accumulator_bits below the width T, k, weight bits and fan-in need":
+            (x["accumulator_bits"] > 0)[..., 0] & (acc < acc_min)[..., 0],
+        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(volts[..., 0]),
     }
     layer_checks = {
-        "weight SRAM smaller than one output channel's filter": w & ~resident & (stream_cap < filter_bits),
-        "Vmem SRAM smaller than one output channel's potentials": w & (cap_v < vmap_bits),
+        "dram none, but these weights do not fit the weight SRAM": no_dram & streamed,
+        "dram none, but these spike events overflow the spike SRAM": no_dram & (spill > 0),
+        "weight SRAM smaller than one output channel's filter": streamed & (stream_cap < filter_bits),
+        "Vmem SRAM smaller than one output channel's potentials (x batch)": w & (cap_v < vmap_bits),
         "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.cin * t.in_w
         * np.sqrt(t.k2),
     }
@@ -203,47 +263,22 @@ def _evaluate(f, t, cal, exact, detail):
            "feasible": feasible}
     if detail:
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
-                   dram_bits=dram_bits, resident=resident, sop_pj=sop_pj * logic, leak_w=leak_w,
-                   spike_reads=spike_reads)
+                   dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
+                   acc_bits=acc[..., 0], acc_min=acc_min[..., 0], banks_vmem=banks_v[..., 0],
+                   banks_weight=banks_w[..., 0], bank_cycles=bank_cycles, sop_pj=sop_pj * logic)
     return out
 
 
 def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
-    values = {name: getattr(arch, name) for name in FIELDS}
-    values["sram_cell"] = 1.0 if arch.sram_cell == "hp" else 0.0
-    return {name: np.asarray(float(v)) for name, v in values.items()}
-
-
-def _check_array(name: str, value) -> np.ndarray:
-    if name not in FIELDS:
-        raise ConfigError(f"estimate_many: unknown field {name!r}{did_you_mean(name, FIELDS)}")
-    arr = np.asarray(value)
-    if name in STR_FIELDS:
-        bad = ~np.isin(arr, ert.SRAM_CELLS)
-        if bad.any():
-            raise ConfigError(f"estimate_many.{name}: must be lstp or hp, got {arr[bad].flat[0]!r}")
-        return (arr == "hp").astype(float)
-    if arr.dtype.kind not in "iuf" or arr.dtype == bool:
-        raise ConfigError(f"estimate_many.{name}: must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(float)
-    if np.isnan(arr).any() or (arr < 0).any():
-        raise ConfigError(f"estimate_many.{name}: must be >= 0, got {arr[np.isnan(arr) | (arr < 0)].flat[0]!r}")
-    if (arr > MAX_VALUE).any():  # as check_field: inf, and sizes that would overflow the model's products
-        raise ConfigError(f"estimate_many.{name}: must be at most {MAX_VALUE:g}, got {arr[arr > MAX_VALUE].flat[0]!r}")
-    if name in INT_FIELDS and (arr != np.round(arr)).any():
-        raise ConfigError(f"estimate_many.{name}: must be integers")
-    if name in ("time_window", "steps_per_octave", "clock_mhz", "dram_gbps") and (arr < MIN_RATE).any():
-        raise ConfigError(f"estimate_many.{name}: must be > 0 (at least {MIN_RATE:g})")
-    if name == "weight_pin_frac" and (arr > 1).any():
-        raise ConfigError(f"estimate_many.{name}: must be between 0 and 1")
-    lo, hi = ert.TECH_RANGE_NM
-    if name == "tech_nm" and ((arr < lo) | (arr > hi)).any():
-        raise ConfigError(f"estimate_many.{name}: the scaling rule covers {lo:g}-{hi:g} nm")
-    return arr
+    out = {}
+    for name, spec in fields.FIELDS.items():
+        value = getattr(arch, name)
+        out[name] = np.asarray(float(spec.choices.index(value) if spec.choices else value))
+    return out
 
 
 def field_arrays(arch: Arch, changes: dict) -> dict[str, np.ndarray]:
-    fields = arch_fields(arch)
-    fields.update({name: _check_array(name, value) for name, value in changes.items()})
-    np.broadcast_shapes(*(v.shape for v in fields.values()))   # fail early on incompatible shapes
-    return fields   # unvaried fields stay 0-d: the model then computes them once, not per config
+    values = arch_fields(arch)
+    values.update({name: fields.check_array(name, value) for name, value in changes.items()})
+    np.broadcast_shapes(*(v.shape for v in values.values()))   # fail early on incompatible shapes
+    return values   # unvaried fields stay 0-d: the model then computes them once, not per config

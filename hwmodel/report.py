@@ -7,16 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from hwmodel import ert
+from hwmodel import costs, ert
 from hwmodel.arch import Arch
-from hwmodel.model import (AREA_COMPONENTS, ENERGY_COMPONENTS, LATENCY_COMPONENTS, arch_fields, evaluate,
-                           field_arrays, layer_table)
+from hwmodel.model import arch_fields, evaluate, field_arrays, layer_table
+from hwmodel.units import human
 from hwmodel.workload import Workload
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """Totals and per-layer x per-component breakdowns; every breakdown sums exactly to its total."""
+    """Totals and per-layer x per-term breakdowns; every breakdown sums exactly to its total.
+
+    ``energy_j`` is the system energy per inference: the chip's (``energy_chip_j``, every term whose kind is
+    in costs.CHIP_KINDS) plus the off-chip DRAM's (``energy_dram_j``). ``latency_s`` is the time a batch of
+    ``arch.batch`` images takes (an image's result waits for its batch); energies are per image.
+    """
 
     arch: Arch
     workload: str
@@ -27,60 +32,74 @@ class Report:
     area_mm2: float
     sops: float
     layers: tuple[str, ...]
-    energy_breakdown: dict[str, dict[str, float]]    # layer -> component -> J
-    latency_breakdown: dict[str, dict[str, float]]   # layer -> component -> s
-    area_breakdown: dict[str, float]                 # component -> mm^2
+    energy_breakdown: dict[str, dict[str, float]]    # layer -> term -> J
+    latency_breakdown: dict[str, dict[str, float]]   # layer -> part -> s
+    area_breakdown: dict[str, float]                 # part -> mm^2
     layer_sops: dict[str, float]
+    operating_point: dict[str, float]                # supply_v, accumulator_bits, vmem_banks, weight_banks
 
     @property
-    def pj_per_sop(self) -> float:
-        return self.energy_j / self.sops * 1e12 if self.sops else float("nan")
+    def energy_by_term(self) -> dict[str, float]:
+        return {c: sum(row[c] for row in self.energy_breakdown.values()) for c in costs.NAMES}
 
     @property
-    def energy_by_component(self) -> dict[str, float]:
-        return {c: sum(row[c] for row in self.energy_breakdown.values()) for c in ENERGY_COMPONENTS}
+    def energy_by_kind(self) -> dict[str, float]:
+        by = self.energy_by_term
+        return {kind: sum(by[t.name] for t in costs.TERMS if t.kind == kind) for kind in costs.KINDS}
+
+    @property
+    def energy_chip_j(self) -> float:
+        by = self.energy_by_kind
+        return sum(by[kind] for kind in costs.CHIP_KINDS)
+
+    @property
+    def energy_dram_j(self) -> float:
+        return self.energy_by_kind["dram"]
 
     @property
     def energy_by_layer(self) -> dict[str, float]:
         return {name: sum(row.values()) for name, row in self.energy_breakdown.items()}
 
     @property
-    def energy_split(self) -> dict[str, float]:
-        """compute / SRAM / DRAM / leakage shares of the energy."""
-        by = self.energy_by_component
-        return {"compute": by["compute"], "sram": by["weight_sram"] + by["vmem_sram"] + by["spike_sram"],
-                "dram": by["dram"], "leakage": by["leakage"]}
+    def pj_per_sop(self) -> float:
+        return self.energy_j / self.sops * 1e12 if self.sops else float("nan")
 
-    # keep both names the contract mentions
     @property
-    def breakdowns(self) -> dict[str, Any]:
-        return {"energy_j": self.energy_breakdown, "latency_s": self.latency_breakdown,
-                "area_mm2": self.area_breakdown, "sops": self.layer_sops}
+    def chip_pj_per_sop(self) -> float:
+        return self.energy_chip_j / self.sops * 1e12 if self.sops else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; SI units, the unit in every key (docs/hwmodel.md, Report)."""
         return {"arch": self.arch.to_dict(), "workload": self.workload, "feasible": self.feasible,
-                "reasons": list(self.reasons), "energy_j": self.energy_j, "latency_s": self.latency_s,
-                "area_mm2": self.area_mm2, "sops": self.sops, "pj_per_sop": self.pj_per_sop if self.sops else None,
-                "energy_split_j": self.energy_split, "energy_by_component_j": self.energy_by_component,
-                "breakdowns": self.breakdowns}
+                "reasons": list(self.reasons), "energy_j": self.energy_j, "energy_chip_j": self.energy_chip_j,
+                "energy_dram_j": self.energy_dram_j, "latency_s": self.latency_s, "area_mm2": self.area_mm2,
+                "sops": self.sops, "pj_per_sop": self.pj_per_sop if self.sops else None,
+                "operating_point": self.operating_point, "energy_by_kind_j": self.energy_by_kind,
+                "energy_by_term_j": self.energy_by_term,
+                "breakdowns": {"energy_j": self.energy_breakdown, "latency_s": self.latency_breakdown,
+                               "area_mm2": self.area_breakdown, "sops": self.layer_sops}}
 
     def table(self) -> str:
-        cols = ENERGY_COMPONENTS
-        head = f"{'layer':<10}{'SOPs':>12}" + "".join(f"{c + ' uJ':>15}" for c in cols) + f"{'total uJ':>12}" \
-            f"{'latency us':>12}"
+        kinds = costs.KINDS
+        head = f"{'layer':<10}{'SOPs':>10}" + "".join(f"{k:>13}" for k in kinds) + f"{'total':>12}{'latency':>11}"
         lines = [f"arch {self.arch.name} | workload {self.workload} | "
                  + ("feasible" if self.feasible else "INFEASIBLE: " + "; ".join(self.reasons)), head]
+        by_kind_layer = {name: {k: sum(row[t.name] for t in costs.TERMS if t.kind == k) for k in kinds}
+                         for name, row in self.energy_breakdown.items()}
         for name in self.layers:
-            row = self.energy_breakdown[name]
-            lines.append(f"{name:<10}{self.layer_sops[name]:>12.4g}" + "".join(f"{row[c] * 1e6:>15.3f}" for c in cols)
-                         + f"{sum(row.values()) * 1e6:>12.3f}{sum(self.latency_breakdown[name].values()) * 1e6:>12.2f}")
-        by = self.energy_by_component
-        lines.append(f"{'total':<10}{self.sops:>12.4g}" + "".join(f"{by[c] * 1e6:>15.3f}" for c in cols)
-                     + f"{self.energy_j * 1e6:>12.3f}{self.latency_s * 1e6:>12.2f}")
-        split = ", ".join(f"{k} {v / self.energy_j:.1%}" if self.energy_j else k for k, v in self.energy_split.items())
-        lines.append(f"energy {self.energy_j * 1e6:.2f} uJ ({split}); {self.pj_per_sop:.3f} pJ/SOP; "
-                     f"latency {self.latency_s * 1e3:.3f} ms; area {self.area_mm2:.3f} mm^2 ("
-                     + ", ".join(f"{k} {v:.3f}" for k, v in self.area_breakdown.items()) + ")")
+            row = by_kind_layer[name]
+            lines.append(f"{name:<10}{human(self.layer_sops[name], ''):>10}"
+                         + "".join(f"{human(row[k], 'J'):>13}" for k in kinds)
+                         + f"{human(sum(row.values()), 'J'):>12}{human(sum(self.latency_breakdown[name].values()), 's'):>11}")
+        by = self.energy_by_kind
+        lines.append(f"{'total':<10}{human(self.sops, ''):>10}" + "".join(f"{human(by[k], 'J'):>13}" for k in kinds)
+                     + f"{human(self.energy_j, 'J'):>12}{human(self.latency_s, 's'):>11}")
+        op = self.operating_point
+        lines.append(f"energy {human(self.energy_j, 'J')} = chip {human(self.energy_chip_j, 'J')} + DRAM "
+                     f"{human(self.energy_dram_j, 'J')}; chip {self.chip_pj_per_sop:.3g} pJ/SOP; latency "
+                     f"{human(self.latency_s, 's')} (batch {self.arch.batch}); area {self.area_mm2:.3g} mm^2; "
+                     f"{op['supply_v']:.3g} V, {op['accumulator_bits']:.0f}-bit Vmem, {op['vmem_banks']:.0f} Vmem "
+                     f"banks, {op['weight_banks']:.0f} weight banks")
         return "\n".join(lines)
 
 
@@ -94,28 +113,37 @@ def estimate(arch: Arch, workload: Workload) -> Report:
         if bad:
             reasons.append(f"{reason} ({', '.join(bad)})")
     energy, latency = out["energy"], out["latency"]
+    op = {"supply_v": float(out["volts"]), "accumulator_bits": float(out["acc_bits"]),
+          "vmem_banks": float(out["banks_vmem"]), "weight_banks": float(out["banks_weight"])}
     return Report(
         arch=arch, workload=workload.name, feasible=not reasons, reasons=tuple(reasons),
         energy_j=float(energy.sum()), latency_s=float(latency.sum()), area_mm2=float(out["area"].sum()),
         sops=float(out["sops"].sum()), layers=table.names,
-        energy_breakdown={n: dict(zip(ENERGY_COMPONENTS, map(float, energy[i]))) for i, n in enumerate(table.names)},
-        latency_breakdown={n: dict(zip(LATENCY_COMPONENTS, map(float, latency[i])))
+        energy_breakdown={n: dict(zip(costs.NAMES, map(float, energy[i]))) for i, n in enumerate(table.names)},
+        latency_breakdown={n: dict(zip(costs.LATENCY_PARTS, map(float, latency[i])))
                            for i, n in enumerate(table.names)},
-        area_breakdown=dict(zip(AREA_COMPONENTS, map(float, out["area"]))),
-        layer_sops={n: float(s) for n, s in zip(table.names, out["sops"])})
+        area_breakdown=dict(zip(costs.AREA_PARTS, map(float, out["area"]))),
+        layer_sops={n: float(s) for n, s in zip(table.names, out["sops"])}, operating_point=op)
 
 
 def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, np.ndarray]:
-    """Broadcast the given arch fields (arrays) over ``arch``; infeasible entries are NaN, ``feasible`` False."""
+    """Broadcast the given arch fields (arrays) over ``arch``; infeasible entries are NaN, ``feasible`` False.
+
+    Keys: feasible, energy_j (chip + DRAM), energy_chip_j, energy_dram_j, energy_<kind>_j, latency_s,
+    area_mm2, sops, pj_per_sop."""
     table = layer_table(workload)
     out = evaluate(field_arrays(arch, field_values), table, ert.calibration())
     feasible = out["feasible"]
     shape = feasible.shape
     nan = np.where(feasible, 1.0, np.nan)
-    by_component = [np.broadcast_to(e, shape + e.shape[-1:]).sum(axis=-1) * nan for e in out["energy"]]
-    result = {"feasible": feasible, "energy_j": sum(by_component),
+    by_term = {name: np.broadcast_to(e, shape + e.shape[-1:]).sum(axis=-1) * nan
+               for name, e in zip(costs.NAMES, out["energy"])}
+    by_kind = {kind: sum(by_term[t.name] for t in costs.TERMS if t.kind == kind) for kind in costs.KINDS}
+    chip = sum(by_kind[kind] for kind in costs.CHIP_KINDS)
+    result = {"feasible": feasible, "energy_j": chip + by_kind["dram"], "energy_chip_j": chip,
+              "energy_dram_j": by_kind["dram"],
               "latency_s": sum(np.broadcast_to(v, shape + v.shape[-1:]).sum(axis=-1) for v in out["latency"]) * nan,
               "area_mm2": np.broadcast_to(sum(out["area"]), shape) * nan, "sops": out["sops"].sum(axis=-1) * nan}
     result["pj_per_sop"] = result["energy_j"] / result["sops"] * 1e12
-    result.update({f"energy_{name}_j": e for name, e in zip(ENERGY_COMPONENTS, by_component)})
+    result.update({f"energy_{kind}_j": e for kind, e in by_kind.items() if kind != "dram"})
     return result

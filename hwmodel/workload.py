@@ -255,9 +255,10 @@ def read_document(path: Path) -> Any:
 
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-# Built-ins carry the calibration's stated activity (docs/hwmodel.md): every spiking layer's inputs fire
-# at 15 %; measured spike files override it per layer.
+# Built-ins carry measured per-layer activity from a committed file (workloads/vgg16_activity.yaml, written
+# by ``hwmodel activity``); a layer the file does not name fires at the explicit fallback below.
 BUILTIN_FIRING = 0.15
+ACTIVITY_FILE = "workloads/vgg16_activity.yaml"
 BUILTINS = {"vgg16-cifar10": ((3, 32, 32), 10), "vgg16-cifar100": ((3, 32, 32), 100),
             "vgg16-tiny-imagenet": ((3, 64, 64), 200)}
 
@@ -281,6 +282,36 @@ def vgg16(name: str, input_shape: tuple[int, int, int], classes: int) -> dict:
             "first_layer_input": "pixels", "default_input_firing": BUILTIN_FIRING, "layers": layers}
 
 
+def builtin_activity() -> dict:
+    """The committed measurement: {"network": ..., "command": ..., "input_firing": {layer: fraction}}."""
+    from importlib import resources
+
+    from hwmodel.arch import read_yaml
+
+    return read_yaml(resources.files("hwmodel").joinpath(ACTIVITY_FILE).read_text(), ACTIVITY_FILE)
+
+
+def _spiking(wl: Workload) -> list[tuple[int, Layer, float]]:
+    """(position, layer, input firing) of every layer whose input is spikes and whose count is known."""
+    spikes = wl.input_spikes()
+    return [(i, layer, spikes[i] / layer.in_neurons) for i, layer in enumerate(wl.layers)
+            if not (i == 0 and wl.first_layer_input == "pixels") and layer.type != "avgpool"]
+
+
+def map_activity(measured: Workload, target: Workload) -> dict[str, float]:
+    """Per-layer input firing of ``target`` taken from ``measured``: the layer of the same class (pooling or
+    weighted) at the nearest relative depth. Identical networks map one to one."""
+    src = _spiking(measured)
+    n_src, n_dst = len(measured.layers) - 1, len(target.layers) - 1
+    out = {}
+    for i, layer, _ in _spiking(target):
+        pool = layer.type == "maxpool"
+        same = [(j, f) for j, other, f in src if (other.type == "maxpool") == pool] or [(j, f) for j, _, f in src]
+        j, f = min(same, key=lambda jf: abs(jf[0] / max(n_src, 1) - i / max(n_dst, 1)))
+        out[layer.name] = round(min(f, 1.0), 6)
+    return out
+
+
 def load_workload(spec: str | Path | dict) -> Workload:
     """A built-in name, a YAML/JSON workload file, a spike-statistics file (same schema), or such a document."""
     if isinstance(spec, dict):
@@ -288,7 +319,12 @@ def load_workload(spec: str | Path | dict) -> Workload:
     text = str(spec)
     if text in BUILTINS:
         shape, classes = BUILTINS[text]
-        return parse_workload(vgg16(text, shape, classes), f"workload {text}")
+        doc = vgg16(text, shape, classes)
+        firing = builtin_activity()["input_firing"]
+        for layer in doc["layers"][1:]:
+            if layer["name"] in firing:
+                layer["input_firing"] = firing[layer["name"]]
+        return parse_workload(doc, f"workload {text}")
     path = Path(text)
     if not is_file(path):
         raise ConfigError(f"workload: {brief(text)} is neither a built-in ({', '.join(BUILTINS)}) nor a file"

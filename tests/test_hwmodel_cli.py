@@ -83,9 +83,9 @@ def test_sweep_writes_csv_grid(tmp_path):
 
 def test_calibrate_reports_all_builtins(tmp_path):
     dest = tmp_path / "cal.json"
-    out = run("calibrate", "--firing", "0.1", "--out", str(dest))
+    out = run("calibrate", "--firing", "0.5", "--out", str(dest))
     assert out.returncode == 0, out.stderr
     data = json.loads(dest.read_text())
-    assert abs(data["error_pct"]) < 1e-6 and data["activity"]["firing"] == 0.1
+    assert abs(data["error_pct"]) < 1e-6 and data["activity"]["firing"] == 0.5
     assert set(data["same_constants"]) == {"vgg16-cifar10", "vgg16-cifar100", "vgg16-tiny-imagenet"}
     assert run("calibrate", "--target-uj", "5", "--out", str(dest)).returncode == 2

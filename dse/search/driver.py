@@ -27,8 +27,7 @@ import optuna
 import yaml
 
 from dse.errors import UserError
-from hwmodel.errors import ConfigError
-from hwmodel.files import load_yaml, read_text
+from hwmodel import ConfigError, load_yaml, read_text
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
 from dse.search.space import Param, SearchSpace, load_space

@@ -24,9 +24,7 @@ from dse.data import DATASET_NAMES
 from dse.errors import UserError
 from dse.models import MODEL_NAMES
 from dse.train import TrainSpec
-from hwmodel.errors import brief
-from hwmodel.files import inside, is_file, load_yaml, read_text
-from hwmodel.workload import BUILTINS, parse_workload, read_document
+from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 
 OBJECTIVES = {  # name -> (direction, unit, scale from the trial's SI value)
     "accuracy": ("maximize", "%", 100.0),

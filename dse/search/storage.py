@@ -17,8 +17,7 @@ import optuna
 
 from dse.atomic import write_text
 from dse.errors import UserError
-from hwmodel.errors import brief
-from hwmodel.files import load_yaml, read_text
+from hwmodel import brief, load_yaml, read_text
 
 RECORD = "study.yaml"
 FORMAT = "dse-study/1"

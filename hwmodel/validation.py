@@ -1,0 +1,53 @@
+"""Published chips the model is checked against, with the same component library (docs/hwmodel.md).
+
+Each target: a preset, a workload, the published figure, its metric and source, and the tolerance its test
+(tests/test_hwmodel_validation.py) states. ``table`` computes the model's value for each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+
+from hwmodel.arch import load_arch
+from hwmodel.report import estimate
+from hwmodel.workload import load_workload
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    preset: str
+    workload: str          # a built-in name or a file in hwmodel/workloads
+    metric: str            # "chip_energy_j" (per inference) or "chip_pj_per_sop"
+    published: float
+    tolerance: float       # model / published must lie in [1 / (1 + tol), 1 + tol]
+    source: str
+
+
+TARGETS = (
+    Target("Lew et al. DAC 2022 (the paper)", "paper", "vgg16-cifar10", "chip_energy_j", 486.7e-6, 0.05,
+           "arXiv 2208.04494 abstract: VGG-16 / CIFAR-10, 28 nm, 486.7 uJ per inference (calibrated)"),
+    Target("ODIN (Frenkel et al. 2019)", "odin", "crossbar256.yaml", "chip_pj_per_sop", 12.7, 1.0,  # a factor of 2
+           "IEEE TBioCAS 2019 / arXiv 1804.07858: 28 nm FDSOI, 12.7 pJ/SOP minimum at 0.55 V"),
+    Target("TrueNorth (Merolla et al. 2014)", "truenorth", "crossbar256.yaml", "chip_pj_per_sop", 26.0, 1.0,  # a factor of 2
+           "Science 345:668 (2014): 28 nm, 26 pJ per synaptic event at 0.775 V (whole chip)"),
+)
+
+
+def model_value(target: Target) -> float:
+    name = target.workload
+    spec = name if "." not in name else str(resources.files("hwmodel").joinpath(f"workloads/{name}"))
+    report = estimate(load_arch(target.preset), load_workload(spec))
+    return report.energy_chip_j if target.metric == "chip_energy_j" else report.chip_pj_per_sop
+
+
+def table() -> list[dict]:
+    rows = []
+    for t in TARGETS:
+        value = model_value(t)
+        ratio = value / t.published
+        rows.append({"target": t.name, "preset": t.preset, "workload": t.workload, "metric": t.metric,
+                     "published": t.published, "model": value, "ratio": ratio, "tolerance": t.tolerance,
+                     "within": 1 / (1 + t.tolerance) <= ratio <= 1 + t.tolerance, "source": t.source})
+    return rows

@@ -1,0 +1,112 @@
+"""hwmodel v2: chip vs DRAM, residency and batch, banks, V-f, datapaths, registry, field table, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hwmodel
+from hwmodel import costs, fields, validation
+from hwmodel.model import arch_fields, evaluate, layer_table
+from hwmodel import ert
+
+PAPER = hwmodel.load_arch("paper")
+C10 = hwmodel.load_workload("vgg16-cifar10")
+
+
+def test_chip_plus_dram_is_the_total_and_dram_kind_moves_only_dram():
+    rep = hwmodel.estimate(PAPER, C10)
+    assert rep.energy_chip_j + rep.energy_dram_j == rep.energy_j
+    hbm = hwmodel.estimate(hwmodel.with_fields(PAPER, dram="hbm2"), C10)
+    assert hbm.energy_chip_j < rep.energy_chip_j      # fewer DRAM stall cycles: less clock and leakage
+    assert hbm.energy_dram_j == pytest.approx(rep.energy_dram_j * 3.9 / 8.0, rel=1e-9)
+    none = hwmodel.estimate(hwmodel.with_fields(PAPER, dram="none"), C10)
+    assert not none.feasible and any("dram none" in r for r in none.reasons)
+    fits = hwmodel.estimate(hwmodel.with_fields(PAPER, dram="none", weight_sram_kib=12288, spike_sram_kib=1024), C10)
+    assert fits.feasible and fits.energy_dram_j == 0
+
+
+def test_batch_amortizes_streamed_weights_and_costs_latency():
+    many = hwmodel.estimate_many(PAPER, C10, batch=np.array([1, 2, 4, 8]))
+    assert np.all(np.diff(many["energy_dram_j"]) < 0) and np.all(np.diff(many["latency_s"]) > 0)
+
+
+def test_faster_clock_costs_energy_through_the_supply():
+    many = hwmodel.estimate_many(PAPER, C10, clock_mhz=np.array([100.0, 200, 300, 400]))
+    assert np.all(np.diff(many["latency_s"]) < 0)
+    assert many["energy_chip_j"][1] < many["energy_chip_j"][2] < many["energy_chip_j"][3]
+    assert ert.supply_v(400.0, False) == pytest.approx(ert.V_NOM, abs=2e-3)
+    assert ert.supply_v(200.0, False) == ert.V_MIN
+    assert ert.supply_v(400.0, True) == ert.V_MIN          # hp cells buy the speed back
+    assert np.isnan(ert.supply_v(600.0, False))            # lstp cells cannot reach 600 MHz at 1.0 V
+    assert not hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=600), C10).feasible
+
+
+def test_banks_follow_the_pe_count_and_small_vmem_stalls():
+    out = evaluate(arch_fields(PAPER), layer_table(C10), ert.calibration(), detail=True)
+    assert float(out["banks_vmem"]) == 64.0      # 128 KiB / 2 KiB minimum banks < 256 PEs
+    big = evaluate(arch_fields(hwmodel.with_fields(PAPER, vmem_sram_kib=512)), layer_table(C10),
+                   ert.calibration(), detail=True)
+    assert float(big["banks_vmem"]) == 256.0
+    rep = hwmodel.estimate(PAPER, C10)
+    assert sum(row["bank_stall"] for row in rep.latency_breakdown.values()) > 0
+
+
+def test_accumulator_width_is_derived_and_checked():
+    out = evaluate(arch_fields(PAPER), layer_table(C10), ert.calibration(), detail=True)
+    # 1 sign + ceil(log2 sqrt(512 * 9)) = 7 headroom + ceil((T - 1) / k) = 7 fraction bits
+    assert float(out["acc_bits"]) == 15.0
+    t16 = hwmodel.with_fields(PAPER, time_window=16)
+    assert hwmodel.estimate(t16, C10).operating_point["accumulator_bits"] == 23.0
+    narrow = hwmodel.estimate(hwmodel.with_fields(PAPER, accumulator_bits=12), C10)
+    assert not narrow.feasible and "accumulator_bits below" in narrow.reasons[0]
+
+
+def test_int_datapath_costs_more_than_log_on_the_same_memories():
+    log = hwmodel.estimate(PAPER, C10)
+    lin = hwmodel.estimate(hwmodel.with_fields(PAPER, datapath="int"), C10)
+    assert lin.energy_by_term["datapath"] > log.energy_by_term["datapath"] and lin.energy_chip_j > log.energy_chip_j
+    assert lin.area_breakdown["pe_array"] > log.area_breakdown["pe_array"]
+
+
+def test_lod_fire_phase_does_not_grow_with_t():
+    lod = hwmodel.with_fields(PAPER, fire_method="lod")
+    fire = [hwmodel.estimate(hwmodel.with_fields(lod, time_window=t, accumulator_bits=24), C10).energy_by_term["fire"]
+            for t in (4, 8, 16)]
+    cmp_ = [hwmodel.estimate(hwmodel.with_fields(PAPER, time_window=t, accumulator_bits=24), C10).energy_by_term["fire"]
+            for t in (4, 8, 16)]
+    assert fire[0] == fire[1] == fire[2] and cmp_[0] < cmp_[1] < cmp_[2]
+
+
+def test_every_registry_term_is_priced_and_layers_sum_to_the_network():
+    rep = hwmodel.estimate(PAPER, C10)
+    assert set(rep.energy_by_term) == set(costs.NAMES)
+    assert {t.kind for t in costs.TERMS} == set(costs.KINDS)
+    assert sum(rep.energy_by_layer.values()) == rep.energy_j
+    assert rep.energy_by_term["wire"] > 0 and rep.energy_by_term["clock"] > 0
+
+
+def test_field_table_generates_the_dataclass_and_the_docs_table():
+    assert tuple(f for f in hwmodel.Arch.__dataclass_fields__ if f != "name") == fields.NAMES
+    table = fields.markdown_table(PAPER.to_dict())
+    for name in fields.NAMES:
+        assert f"| `{name}` |" in table
+    with pytest.raises(hwmodel.ConfigError, match="arch.batch: must be at least 1"):
+        hwmodel.with_fields(PAPER, batch=0)
+    with pytest.raises(hwmodel.ConfigError, match="arch.dram: must be one of lpddr4, lpddr5, hbm2, none"):
+        hwmodel.with_fields(PAPER, dram="ddr9")
+
+
+def test_builtins_carry_measured_activity():
+    spikes = dict(zip([l.name for l in C10.layers], C10.input_spikes()))
+    assert spikes["conv1_2"] == pytest.approx(0.554253 * 64 * 32 * 32)
+    assert hwmodel.load_workload("vgg16-tiny-imagenet").input_spikes()[1] == pytest.approx(0.554253 * 64 * 64 * 64)
+
+
+@pytest.mark.parametrize("target", validation.TARGETS, ids=lambda t: t.preset)
+def test_validation_target(target):
+    if target.preset == "odin":
+        pytest.xfail("known gap: the model gives ~0.2x ODIN's 12.7 pJ/SOP (its control, wide neuron state and "
+                     "0.55 V FDSOI corner are not modelled); see docs/hwmodel.md")
+    ratio = validation.model_value(target) / target.published
+    assert 1 / (1 + target.tolerance) <= ratio <= 1 + target.tolerance
