@@ -117,9 +117,10 @@ def _evaluate(f, t, cal, exact, detail):
     w = t.weighted
 
     # --- operating point: the supply the clock needs; dynamic energy ~ V^2, leakage ~ V -----------------
-    volts = ert.supply_v(x["clock_mhz"], hp)
-    dyn = (volts / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
-    leak_scale = volts / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
+    volts = ert.supply_v(x["clock_mhz"], hp)          # NaN: the clock is out of reach (infeasible, below)
+    priced_v = np.where(np.isnan(volts), ert.V_MAX, volts)
+    dyn = (priced_v / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
+    leak_scale = priced_v / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
     logic, sram = cal["logic_scale"] * dyn, cal["sram_scale"] * dyn
 
     # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------

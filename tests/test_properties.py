@@ -272,8 +272,10 @@ FIELD_VALUES = {
     "accumulator_bits": st.integers(0, 64) | st.sampled_from([10**9]),
     "clock_mhz": st.floats(0, 5000) | st.sampled_from([1e-300, 1e300]),
     "tech_nm": st.floats(0, 400),
-    "dram_pj_per_bit": st.floats(0, 100) | st.sampled_from([1e300]),
-    "dram_gbps": st.floats(0, 1e4) | st.sampled_from([1e-300]),
+    "dram": st.sampled_from(["lpddr4", "lpddr5", "hbm2", "none", "ddr9"]),
+    "batch": st.integers(0, 64) | st.sampled_from([10**9]),
+    "datapath": st.sampled_from(["log", "int", "float"]),
+    "fire_method": st.sampled_from(["compare", "lod", "never"]),
     "sram_cell": st.sampled_from(["lstp", "hp", "sram"]),
     "weight_pin_frac": st.floats(-0.5, 1.5),
 }
@@ -291,7 +293,7 @@ def check_report(rep: hwmodel.Report) -> None:
     assert sum(sum(row.values()) for row in rep.latency_breakdown.values()) == rep.latency_s
     assert sum(rep.area_breakdown.values()) == rep.area_mm2
     assert sum(rep.layer_sops.values()) == rep.sops
-    assert sum(rep.energy_split.values()) == rep.energy_j
+    assert sum(rep.energy_by_kind.values()) == rep.energy_j
 
 
 @SETTINGS
