@@ -28,7 +28,7 @@ SCALED = {"memory": "sram_scale", "compute": "logic_scale"}
 def chip_parts(arch: Arch, wl: Workload, scales: dict[str, float] | None = None) -> dict[str, float]:
     """On-chip energy (uJ) by kind at the given scales (default 1.0: the uncalibrated table)."""
     out = evaluate(arch_fields(arch), layer_table(wl), scales or {"sram_scale": 1.0, "logic_scale": 1.0})
-    by_term = {t.name: float(np.sum(e)) * 1e6 for t, e in zip(costs.TERMS, out["energy"])}
+    by_term = {t.name: float(np.sum(e)) * 1e-6 for t, e in zip(costs.TERMS, out["energy_pj"])}
     return {kind: sum(by_term[t.name] for t in costs.TERMS if t.kind == kind) for kind in costs.KINDS}
 
 

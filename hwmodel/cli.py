@@ -153,7 +153,7 @@ def cmd_calibrate(args) -> int:
         print(f"  {name:<22} chip {human(row['energy_chip_j'], 'J'):>9}   DRAM {human(row['energy_dram_j'], 'J'):>9}")
     if args.write:
         activity = args.spikes or (f"firing {args.firing}" if args.firing is not None else
-                                   "measured activity, hwmodel/workloads/vgg16_activity.yaml")
+                                   "measured activity, hwmodel/workloads/activity_cifar10.yaml")
         path = Path(str(resources.files("hwmodel").joinpath("presets/calibration.yaml")))
         atomic_write(path, "# Scale factors fitted by `hwmodel calibrate --write` (see docs/hwmodel.md); "
                      "1.0 = the uncalibrated ERT.\n"
@@ -188,16 +188,22 @@ def cmd_validate(args) -> int:
 
 def cmd_activity(args) -> int:
     measured = hwmodel.load_workload(args.spikes)
-    target = parse_workload(vgg16("vgg16", (3, 32, 32), 10), "vgg16")
+    shape, classes = BUILTINS[args.builtin]
+    target = parse_workload(vgg16(args.builtin, shape, classes), args.builtin)
     firing = map_activity(measured, target)
     meta = measured.meta
-    text = ("# Measured per-layer input firing of the built-in VGG-16 workloads (all three), written by "
-            "`hwmodel activity`.\n# Re-measure: dse evaluate <checkpoint> (writes spikes.json), then\n"
-            f"#   hwmodel activity <spikes.json> --out {args.out}\n"
-            f"network: {meta.get('name', measured.name)} ({', '.join(f'{k}={v}' for k, v in meta.items() if k != 'name')})\n"
-            f"source: {args.spikes}\nmapping: each VGG-16 layer takes the input firing of the measured layer of the "
-            "same class (pooling or weighted) at the nearest relative depth\n"
-            + yaml.safe_dump({"input_firing": firing}, sort_keys=False))
+    text = (f"# Measured per-layer input firing for the built-in VGG-16 workload(s) {args.builtin}, written by\n"
+            f"#   hwmodel activity {args.spikes} --builtin {args.builtin} --out {args.out}"
+            + (f" --command '{args.command}'" if args.command else "") + "\n"
+            + yaml.safe_dump({"network": meta.get("name", measured.name),
+                              "measured_on": {k: v for k, v in meta.items() if k != "name"},
+                              "source": str(args.spikes),
+                              "command": (f"{args.command}; then dse's spike statistics of that checkpoint "
+                                          f"({args.spikes}) -> hwmodel activity")
+                              if args.command else "not given (pass --command)",
+                              "mapping": "each VGG-16 layer takes the input firing of the measured layer of the same "
+                                         "class (pooling or weighted) at the nearest relative depth",
+                              "input_firing": firing}, sort_keys=False, width=110))
     _write(args.out, text)
     print(f"wrote {len(firing)} layers to {args.out}", file=sys.stderr)
     return 0
@@ -231,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("activity", help="map a measured spike file onto the built-in VGG-16 activity file")
     p.add_argument("spikes", help="spike-statistics file written by dse evaluate")
-    p.add_argument("--out", default="hwmodel/workloads/vgg16_activity.yaml")
+    p.add_argument("--builtin", choices=sorted(BUILTINS), default="vgg16-cifar10",
+                   help="the built-in whose layer names the firing is mapped onto (its input size)")
+    p.add_argument("--command", help="the command that trained the measured network (recorded in the file)")
+    p.add_argument("--out", default="hwmodel/workloads/activity_cifar10.yaml")
     p.set_defaults(func=cmd_activity)
     return parser
 

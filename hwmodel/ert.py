@@ -114,28 +114,34 @@ def tech_area_scale(tech_nm):
     return (np.asarray(tech_nm, dtype=float) / REFERENCE_NM) ** AREA_EXPONENT
 
 
-def _loglog(kib, table):
-    """Piecewise power law through the CACTI points (extrapolated with the end segments' slopes)."""
-    x = np.log(np.maximum(kib, 1e-9))
+def _loglog_table(table):
+    """(log KiB, log value) knots of a piecewise power law through the CACTI points, extended far beyond
+    both ends along the end segments' slopes: one ``np.interp`` then extrapolates exactly as the power law."""
     lx, ly = np.log(CACTI_KIB), np.log(table)
-    slope_lo = (ly[1] - ly[0]) / (lx[1] - lx[0])
-    slope_hi = (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
-    y = np.interp(x, lx, ly)
-    y = np.where(x < lx[0], ly[0] + slope_lo * (x - lx[0]), y)
-    y = np.where(x > lx[-1], ly[-1] + slope_hi * (x - lx[-1]), y)
-    return np.exp(y)
+    far = np.log([1e-9, 1e12])   # KiB: far outside any bank this model builds
+    lo = ly[0] + (ly[1] - ly[0]) / (lx[1] - lx[0]) * (far[0] - lx[0])
+    hi = ly[-1] + (ly[-1] - ly[-2]) / (lx[-1] - lx[-2]) * (far[1] - lx[-1])
+    return np.concatenate([[far[0]], lx, [far[1]]]), np.concatenate([[lo], ly, [hi]])
+
+
+_READ, _AREA = _loglog_table(CACTI_READ_PJ), _loglog_table(CACTI_AREA_MM2)
+_LEAK = {cell: _loglog_table(CACTI_LEAK_MW[cell]) for cell in CACTI_LEAK_MW}
+
+
+def _loglog(kib, knots):
+    return np.exp(np.interp(np.log(np.maximum(kib, 1e-9)), *knots))
 
 
 def sram_access_pj(bank_kib, width_bits):
     """One access of ``width_bits`` to a bank of ``bank_kib``: a fixed part plus a per-bit part, 28 nm, 0.9 V."""
-    e64 = _loglog(bank_kib, CACTI_READ_PJ) * CACTI_TO_28NM
+    e64 = _loglog(bank_kib, _READ) * CACTI_TO_28NM
     return e64 * (SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS)
 
 
 def sram_leak_w(bank_kib, banks, hp):
-    mw = np.where(hp, _loglog(bank_kib, CACTI_LEAK_MW["hp"]), _loglog(bank_kib, CACTI_LEAK_MW["lstp"]))
+    mw = np.where(hp, _loglog(bank_kib, _LEAK["hp"]), _loglog(bank_kib, _LEAK["lstp"]))
     return np.where(bank_kib > 0, mw * banks, 0.0) * 1e-3 * CACTI_TO_28NM
 
 
 def sram_area_mm2(bank_kib, banks):
-    return np.where(bank_kib > 0, _loglog(bank_kib, CACTI_AREA_MM2) * banks, 0.0) * CACTI_AREA_TO_28NM
+    return np.where(bank_kib > 0, _loglog(bank_kib, _AREA) * banks, 0.0) * CACTI_AREA_TO_28NM

@@ -121,6 +121,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     F("time_window", "int", "step", "T, steps per layer window", low=1),
     F("steps_per_octave", "int", "", "k: a spike at step t means theta * 2^(-t/k)", low=1),
     F("accumulator_bits", "int", "bit", "Vmem width; 0 = the derived minimum (see Datapath)"),
+    F("neuron_word_bits", "int", "bit", "neuron state an SOP reads and writes back; below the Vmem width: the Vmem "
+      "width (this design keeps only the potential)"),
     F("clock_mhz", "float", "MHz", "clock; sets the supply voltage through the V-f relation", positive=True),
     F("tech_nm", "float", "nm", "technology node (energy x (node/28)^1.5, area x (node/28)^2)", low=7.0,
       high=180.0),

@@ -79,7 +79,7 @@ def _ceil_log2(x):
     return np.ceil(np.log2(np.maximum(x, 2.0)))
 
 
-def _quantize(parts: np.ndarray) -> np.ndarray:
+def quantize(parts: np.ndarray) -> np.ndarray:
     """Round the entries of each config's breakdown (last two axes) to one power-of-two quantum."""
     total = parts.sum(axis=(-2, -1), keepdims=True)
     exponent = np.frexp(np.where(total > 0, total, 1.0))[1]
@@ -91,7 +91,7 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
              detail: bool = False) -> dict:
     """The model. ``f``: arch fields as broadcastable arrays (choice fields as their index in fields.py).
 
-    Returns ``energy`` (term -> per-layer J per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS,
+    Returns ``energy_pj`` (term -> per-layer pJ per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS,
     per-layer s for the batch), ``area`` (costs.AREA_PARTS, mm^2), ``sops``, ``feasible``. ``exact`` stacks
     and rounds the breakdowns so that every sum of them is exact (the Report).
     """
@@ -129,6 +129,9 @@ def _evaluate(f, t, cal, exact, detail):
     headroom = np.ceil(np.log2(np.sqrt(t.max_fanin)))           # signed sums grow ~ sqrt(fan-in)
     acc_min = np.where(int_dp, 2.0 * wb + headroom, 1.0 + headroom + frac_bits)
     acc = np.where(x["accumulator_bits"] > 0, x["accumulator_bits"], acc_min)
+    # the word an SOP reads and writes back: the potential alone (this design), or a richer neuron state
+    # (leak, threshold, adaptation: ODIN's 128-bit neuron word) that a time-multiplexed core moves whole
+    word = np.maximum(acc, x["neuron_word_bits"])
     exp_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
 
     # --- weight residency: all on chip if they fit, else smallest layers first into the pinned share ------
@@ -141,7 +144,7 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
     filter_bits = t.cin * t.k2 * wb
-    vmap_bits = t.out_hw * acc * batch                          # a channel's potentials for the whole batch
+    vmap_bits = t.out_hw * word * batch                          # a channel's potentials for the whole batch
     per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
     passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
@@ -185,11 +188,11 @@ def _evaluate(f, t, cal, exact, detail):
     busy = np.minimum(pe_safe, lanes)
     w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
-    vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, acc)
+    vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
     wire_mm_bits = (spike_reads * word_in * side_pe * (1.0 + rows)
-                    + sops * 2.0 * acc * 0.5 * (side_pe + np.sqrt(a_v))
+                    + sops * 2.0 * word * 0.5 * (side_pe + np.sqrt(a_v))
                     + w_read_bits * 0.5 * (side_pe + np.sqrt(a_w)))
     dram_bits = np.where(no_dram, 0.0, stream_share * w_bits / batch + spill * (read_bits + write_bits)
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
@@ -205,10 +208,10 @@ def _evaluate(f, t, cal, exact, detail):
     cycles = c_compute + c_bank + c_stall + c_fire
     lat = [c * cycle_s * batch for c in (c_compute, c_bank, c_stall, c_fire)]
     if exact:
-        lat = list(np.moveaxis(_quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
+        lat = list(np.moveaxis(quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
     image_s = cycles * cycle_s                                  # the chip's time per inference (leakage)
 
-    flops = pe * (wb + acc + time_bits)                         # weight, Vmem and time registers per PE
+    flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
     leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
                    + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
@@ -230,15 +233,15 @@ def _evaluate(f, t, cal, exact, detail):
         "leakage_logic": leak_logic_w * image_s * 1e12,
         "dram": dram_bits * DRAM_PJ[dram_i],
     }
-    energy = [pj[name] * 1e-12 for name in costs.NAMES]
+    energy = [pj[name] for name in costs.NAMES]
     areas = [a[..., 0] for a in areas]
     sops = sops + np.zeros_like(steps)            # a config axis even when only workload arrays vary
     shape = np.broadcast_shapes(*(e.shape for e in energy), sops.shape)
     if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
-        energy = _quantize(np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1))
+        energy = np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1)   # quantized in J by the Report
         lat = np.stack([np.broadcast_to(v, shape) for v in lat], axis=-1)
-        area = _quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
-        sops = _quantize(np.broadcast_to(sops, shape)[..., None])[..., 0]
+        area = quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
+        sops = quantize(np.broadcast_to(sops, shape)[..., None])[..., 0]
     else:
         area = areas
 
@@ -260,7 +263,7 @@ def _evaluate(f, t, cal, exact, detail):
     }
     feasible = ~np.logical_or.reduce([np.broadcast_to(c, shape[:-1]) for c in checks.values()]
                                      + [np.broadcast_to(c.any(axis=-1), shape[:-1]) for c in layer_checks.values()])
-    out = {"energy": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, shape),
+    out = {"energy_pj": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, shape),
            "feasible": feasible}
     if detail:
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,

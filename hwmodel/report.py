@@ -9,7 +9,7 @@ import numpy as np
 
 from hwmodel import costs, ert
 from hwmodel.arch import Arch
-from hwmodel.model import arch_fields, evaluate, field_arrays, layer_table
+from hwmodel.model import arch_fields, evaluate, field_arrays, layer_table, quantize
 from hwmodel.units import human
 from hwmodel.workload import Workload
 
@@ -112,7 +112,7 @@ def estimate(arch: Arch, workload: Workload) -> Report:
         bad = [name for name, flag in zip(table.names, np.broadcast_to(flags, (len(table.names),))) if flag]
         if bad:
             reasons.append(f"{reason} ({', '.join(bad)})")
-    energy, latency = out["energy"], out["latency"]
+    energy, latency = quantize(out["energy_pj"] * 1e-12), out["latency"]
     op = {"supply_v": float(out["volts"]), "accumulator_bits": float(out["acc_bits"]),
           "vmem_banks": float(out["banks_vmem"]), "weight_banks": float(out["banks_weight"])}
     return Report(
@@ -136,14 +136,27 @@ def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, n
     feasible = out["feasible"]
     shape = feasible.shape
     nan = np.where(feasible, 1.0, np.nan)
-    by_term = {name: np.broadcast_to(e, shape + e.shape[-1:]).sum(axis=-1) * nan
-               for name, e in zip(costs.NAMES, out["energy"])}
-    by_kind = {kind: sum(by_term[t.name] for t in costs.TERMS if t.kind == kind) for kind in costs.KINDS}
+    by_kind = {kind: _layer_sum([e for t, e in zip(costs.TERMS, out["energy_pj"]) if t.kind == kind], shape) * (nan * 1e-12)
+               for kind in costs.KINDS}
     chip = sum(by_kind[kind] for kind in costs.CHIP_KINDS)
     result = {"feasible": feasible, "energy_j": chip + by_kind["dram"], "energy_chip_j": chip,
-              "energy_dram_j": by_kind["dram"],
-              "latency_s": sum(np.broadcast_to(v, shape + v.shape[-1:]).sum(axis=-1) for v in out["latency"]) * nan,
-              "area_mm2": np.broadcast_to(sum(out["area"]), shape) * nan, "sops": out["sops"].sum(axis=-1) * nan}
+              "energy_dram_j": by_kind["dram"], "latency_s": _layer_sum(out["latency"], shape) * nan,
+              "area_mm2": np.broadcast_to(sum(out["area"]), shape) * nan,
+              "sops": _layer_sum([out["sops"]], shape) * nan}
     result["pj_per_sop"] = result["energy_j"] / result["sops"] * 1e12
     result.update({f"energy_{kind}_j": e for kind, e in by_kind.items() if kind != "dram"})
     return result
+
+
+def _layer_sum(arrays: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """The sum over the layer axis of arrays broadcast to ``shape`` + (layers,), without broadcasting them:
+    a config-only array (one layer entry) counts once per layer, a workload-only one is summed once."""
+    total = np.zeros(shape)
+    layers = max(a.shape[-1] for a in arrays if np.ndim(a))
+    grouped: dict[tuple, np.ndarray] = {}
+    for a in arrays:   # add arrays of one shape first: one reduction per shape, not per array
+        a = np.asarray(a)
+        grouped[a.shape] = grouped[a.shape] + a if a.shape in grouped else a
+    for a in grouped.values():
+        total = total + (a[..., 0] * layers if a.shape[-1] == 1 else a.sum(axis=-1))
+    return total

@@ -255,10 +255,12 @@ def read_document(path: Path) -> Any:
 
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-# Built-ins carry measured per-layer activity from a committed file (workloads/vgg16_activity.yaml, written
-# by ``hwmodel activity``); a layer the file does not name fires at the explicit fallback below.
+# Built-ins carry measured per-layer activity from committed files (workloads/activity_<dataset>.yaml,
+# written by ``hwmodel activity``); a layer the file does not name fires at the explicit fallback below.
+# CIFAR-100 has no trained CAT network yet: it takes the CIFAR-10 measurement (same input size), said so in docs.
 BUILTIN_FIRING = 0.15
-ACTIVITY_FILE = "workloads/vgg16_activity.yaml"
+ACTIVITY_FILES = {"vgg16-cifar10": "workloads/activity_cifar10.yaml", "vgg16-cifar100": "workloads/activity_cifar10.yaml",
+                  "vgg16-tiny-imagenet": "workloads/activity_tiny-imagenet.yaml"}
 BUILTINS = {"vgg16-cifar10": ((3, 32, 32), 10), "vgg16-cifar100": ((3, 32, 32), 100),
             "vgg16-tiny-imagenet": ((3, 64, 64), 200)}
 
@@ -282,13 +284,14 @@ def vgg16(name: str, input_shape: tuple[int, int, int], classes: int) -> dict:
             "first_layer_input": "pixels", "default_input_firing": BUILTIN_FIRING, "layers": layers}
 
 
-def builtin_activity() -> dict:
-    """The committed measurement: {"network": ..., "command": ..., "input_firing": {layer: fraction}}."""
+def builtin_activity(name: str) -> dict:
+    """The committed measurement for built-in ``name``: {"network", "source", "command", "input_firing"}."""
     from importlib import resources
 
     from hwmodel.arch import read_yaml
 
-    return read_yaml(resources.files("hwmodel").joinpath(ACTIVITY_FILE).read_text(), ACTIVITY_FILE)
+    path = ACTIVITY_FILES[name]
+    return read_yaml(resources.files("hwmodel").joinpath(path).read_text(), path)
 
 
 def _spiking(wl: Workload) -> list[tuple[int, Layer, float]]:
@@ -320,7 +323,7 @@ def load_workload(spec: str | Path | dict) -> Workload:
     if text in BUILTINS:
         shape, classes = BUILTINS[text]
         doc = vgg16(text, shape, classes)
-        firing = builtin_activity()["input_firing"]
+        firing = builtin_activity(text)["input_firing"]
         for layer in doc["layers"][1:]:
             if layer["name"] in firing:
                 layer["input_firing"] = firing[layer["name"]]

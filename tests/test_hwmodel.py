@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import hwmodel
+from hwmodel.workload import builtin_activity
 from hwmodel import ert
 from hwmodel.calibrate import PAPER_UJ, RANGES, chip_parts, fit
 from hwmodel.model import arch_fields, evaluate, layer_table
@@ -145,7 +146,8 @@ def test_workload_files_and_spike_overlay(tmp_path):
     over = hwmodel.overlay_spikes(base, {"layers": [{"name": "conv1_2", "input_spikes": 100.0},
                                                     {"name": "fc1", "input_firing": 0.5}]})
     spikes = dict(zip([layer.name for layer in base.layers], over.input_spikes()))
-    assert spikes["conv1_2"] == 100.0 and spikes["fc1"] == 256.0 and spikes["conv2_1"] == pytest.approx(0.554253 * 64 * 16 * 16)   # measured (vgg16_activity.yaml)
+    assert spikes["conv1_2"] == 100.0 and spikes["fc1"] == 256.0 and spikes["conv2_1"] == pytest.approx(
+        builtin_activity("vgg16-cifar10")["input_firing"]["conv2_1"] * 64 * 16 * 16)   # measured (activity file)
     with pytest.raises(hwmodel.ConfigError, match=r"spikes: layer conv1_9: not in workload vgg16-cifar10 \(did you mean 'conv"):
         hwmodel.overlay_spikes(base, {"layers": [{"name": "conv1_9", "input_spikes": 1}]})
 

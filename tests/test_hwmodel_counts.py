@@ -1,0 +1,110 @@
+"""Hand-counted actions and prices on a tiny workload (the v2 equivalents of v1's formula checks), and each
+knob moving what the physics says it moves. Expected values are built from ert constants and counts done by
+hand here, never read back from the model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import hwmodel
+from hwmodel import ert
+
+CAL = ert.calibration()
+# 16 inputs -> fc1 (4 neurons, fires) -> fc2 (2 neurons, read out); 5 input spikes, 3 fc1 spikes
+TINY = hwmodel.load_workload({"schema": "snn-workload/1", "name": "tiny", "input_shape": [16],
+                              "first_layer_input": "spikes",
+                              "layers": [{"name": "fc1", "type": "linear", "out_features": 4, "input_spikes": 5},
+                                         {"name": "fc2", "type": "linear", "out_features": 2, "input_spikes": 3}]})
+# one PE, 200 MHz: the supply sits exactly at V_MIN; everything fits on chip, no DRAM
+ARCH = hwmodel.load_arch({"name": "tiny", "pe_rows": 1, "pe_cols": 1, "weight_sram_kib": 8, "vmem_sram_kib": 8,
+                          "spike_sram_kib": 8, "clock_mhz": 200, "dram": "none"})
+DYN = (ert.V_MIN / ert.V_NOM) ** 2           # 28 nm: tech scale 1
+T, WB = 8, 5
+ACC = 1 + math.ceil(math.log2(math.sqrt(16))) + (T - 1)       # sign + fan-in headroom + T-1 fraction bits = 10
+TIME_BITS = 3                                                  # ceil(log2 8)
+EXP_BITS = (WB - 1) + TIME_BITS                                # weight exponent + spike time
+SOPS = 5 * 4 + 3 * 2                                           # input spikes x fan-out, per layer
+
+
+def close(a, b):
+    return a == pytest.approx(b, rel=1e-12)
+
+
+def test_tiny_workload_actions_and_prices_by_hand():
+    rep = hwmodel.estimate(ARCH, TINY)
+    assert rep.feasible and rep.sops == SOPS and rep.layer_sops == {"fc1": 20.0, "fc2": 6.0}
+    op = rep.operating_point
+    assert op["supply_v"] == ert.V_MIN and op["accumulator_bits"] == ACC == 10
+    by = rep.energy_by_term
+    logic, sram = CAL["logic_scale"] * DYN, CAL["sram_scale"] * DYN
+    # log datapath: exponent add (EXP_BITS) + shift (0.75 add) + accumulate, per SOP
+    assert close(by["datapath"], 1e-12 * logic * SOPS * ert.ADD_PJ_PER_BIT * (EXP_BITS + ACC * 1.75))
+    assert close(by["weight_register"], 1e-12 * logic * SOPS * WB * ert.REG_PJ_PER_BIT)
+    # fire: fc1's 4 neurons compare their ACC-bit potential at each of T steps; fc2 is read out, never fired
+    assert close(by["fire"], 1e-12 * logic * 4 * T * ACC * ert.CMP_PJ_PER_BIT)
+    # Vmem: read + write per SOP and init + fire read per output neuron of each layer, ACC bits, one 8 KiB bank
+    vmem = (2 * SOPS + 2 * (4 + 2)) * ert.sram_access_pj(8.0, ACC)
+    assert close(by["vmem_sram"], 1e-12 * sram * vmem)
+    assert by["dram"] == 0 and rep.energy_dram_j == 0 and by["pool"] == 0
+    # one PE: each spike takes a round per lane (fc1: 4 lanes, fc2: 2); fire: T steps per neuron of fc1
+    cycles = 5 * 4 + 3 * 2 + T * 4
+    assert close(rep.latency_s, cycles / 200e6)
+    assert close(by["clock"], 1e-12 * DYN * cycles * (WB + ACC + TIME_BITS) * ert.CLOCK_PJ_PER_FLOP)
+    assert sum(rep.energy_by_layer.values()) == rep.energy_j == rep.energy_chip_j
+
+
+def test_int_datapath_prices_a_multiply_by_hand():
+    rep = hwmodel.estimate(hwmodel.with_fields(ARCH, datapath="int"), TINY)
+    acc = 2 * WB + 2                                            # product width + fan-in headroom
+    assert rep.operating_point["accumulator_bits"] == acc
+    per_sop = ert.MUL_PJ_PER_BITPRODUCT * WB * WB + ert.ADD_PJ_PER_BIT * acc
+    assert close(rep.energy_by_term["datapath"], 1e-12 * CAL["logic_scale"] * DYN * SOPS * per_sop)
+
+
+def test_neuron_word_widens_each_vmem_access_only():
+    wide = hwmodel.estimate(hwmodel.with_fields(ARCH, neuron_word_bits=128), TINY)
+    base = hwmodel.estimate(ARCH, TINY)
+    ratio = ert.sram_access_pj(8.0, 128) / ert.sram_access_pj(8.0, ACC)
+    assert close(wide.energy_by_term["vmem_sram"], base.energy_by_term["vmem_sram"] * ratio)
+    assert close(wide.energy_by_term["datapath"], base.energy_by_term["datapath"])
+    assert hwmodel.with_fields(ARCH, neuron_word_bits=4).neuron_word_bits == 4   # below ACC: no effect
+    assert hwmodel.estimate(hwmodel.with_fields(ARCH, neuron_word_bits=4), TINY).energy_j == base.energy_j
+
+
+PAPER = hwmodel.load_arch("paper")
+C10 = hwmodel.load_workload("vgg16-cifar10")
+
+
+def test_more_pes_need_more_vmem_banks_or_stall():
+    def run(p, kib):
+        rep = hwmodel.estimate(hwmodel.with_fields(PAPER, pe_rows=p, pe_cols=p, vmem_sram_kib=kib), C10)
+        return rep.latency_s, sum(r["bank_stall"] for r in rep.latency_breakdown.values()), rep.operating_point
+
+    lat, stall, op = zip(*[run(p, 128) for p in (4, 8, 16, 32)])
+    assert [o["vmem_banks"] for o in op] == [16, 64, 64, 64]   # 128 KiB holds at most 64 banks of 2 KiB
+    assert lat[1] < lat[0] and stall[0] == stall[1] == 0 < stall[2] < stall[3]
+    assert min(lat[2:]) >= lat[1]          # PEs beyond the banks only wait on them
+    lat, stall, op = zip(*[run(p, 2048) for p in (4, 8, 16, 32)])
+    assert [o["vmem_banks"] for o in op] == [16, 64, 256, 1024] and not any(stall)
+    assert lat[0] > lat[1] > lat[2]        # with a bank per PE the array speeds up again
+
+
+def test_hp_cells_pay_leakage_and_buy_only_speed():
+    at200 = [hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=200, sram_cell=c), C10) for c in ("lstp", "hp")]
+    assert at200[0].operating_point["supply_v"] == at200[1].operating_point["supply_v"] == ert.V_MIN
+    assert at200[1].energy_by_term["leakage_sram"] > at200[0].energy_by_term["leakage_sram"]
+    assert at200[1].latency_s == at200[0].latency_s and at200[1].energy_chip_j > at200[0].energy_chip_j
+    hp400 = hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=400, sram_cell="hp"), C10)
+    assert hp400.operating_point["supply_v"] < hwmodel.estimate(PAPER, C10).operating_point["supply_v"]
+    assert hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=800, sram_cell="hp"), C10).feasible
+    assert not hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=800), C10).feasible
+
+
+def test_t_grows_the_compare_fire_phase_and_the_vmem_width():
+    reps = [hwmodel.estimate(hwmodel.with_fields(PAPER, time_window=t), C10) for t in (4, 8, 16)]
+    fire = [r.energy_by_term["fire"] for r in reps]
+    acc = [r.operating_point["accumulator_bits"] for r in reps]
+    assert fire[0] < fire[1] < fire[2] and acc == [11.0, 15.0, 23.0]
