@@ -122,3 +122,8 @@ def test_validation_target(target):
                      "2-cycle single-port SOP, control and clock tree are not modelled (docs/hwmodel.md)")
     ratio = validation.model_value(target) / target.published
     assert 1 / (1 + target.tolerance) <= ratio <= 1 + target.tolerance
+
+
+def test_docs_carry_the_generated_field_table():
+    docs = (Path(__file__).resolve().parents[1] / "docs/hwmodel.md").read_text()
+    assert fields.markdown_table(PAPER.to_dict()) in docs
