@@ -1,7 +1,7 @@
 """Published chips the model is checked against, with the same component library (docs/hwmodel.md).
 
 Each target: a preset, a workload, the published figure, its metric and source, and the tolerance its test
-(tests/test_hwmodel_validation.py) states. ``table`` computes the model's value for each.
+(tests/test_hwmodel_v2.py::test_validation_target) states. ``table`` computes the model's value for each.
 """
 
 from __future__ import annotations
