@@ -87,6 +87,20 @@ def _train(args) -> int:
     return 0
 
 
+def _processor_accumulator_bits(arch_name: str, spec, doc: dict) -> int:
+    """The Vmem width of ``arch_name`` running this network: its own, or (0 in the preset) the width the
+    processor derives from T, k, weight bits and fan-in, as hwmodel prices it."""
+    import hwmodel
+
+    arch = hwmodel.load_arch(arch_name)
+    if arch.accumulator_bits:
+        return int(arch.accumulator_bits)
+    shaped = hwmodel.with_fields(arch, weight_bits=spec.weight_bits, time_window=spec.time_window,
+                                 steps_per_octave=spec.steps_per_octave)
+    report = hwmodel.estimate(shaped, hwmodel.load_workload(doc))
+    return int(report.operating_point["accumulator_bits"])
+
+
 def _evaluate(args) -> int:
     import torch
 
@@ -96,15 +110,13 @@ def _evaluate(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.accumulator_bits is None:  # check overflow at the width of the processor that runs the network
-        import hwmodel
-
-        args.accumulator_bits = hwmodel.load_arch(args.arch).accumulator_bits
     model, spec, data = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
     if args.max_test_images:
         spec = dataclasses.replace(spec, max_test_images=args.max_test_images)
     device = resolve_device(args.device)
     metrics, doc, net = measure(model.to(device), spec, data, device, f"{spec.model}-{spec.dataset}")
+    if args.events and args.accumulator_bits is None:  # check overflow at the width of the processor that runs it
+        args.accumulator_bits = _processor_accumulator_bits(args.arch, spec, doc)
     if args.events:
         test = data.test if not spec.max_test_images else type(data.test)(
             data.test.images[:spec.max_test_images], data.test.labels[:spec.max_test_images])

@@ -115,10 +115,18 @@ def test_cli_train_and_evaluate(tmp_path, digits_run):
     assert spec["epochs"] == 2 and spec["time_window"] == 4 and spec["augment"] is False  # flags win over the file
 
     r, _ = digits_run
-    ev = _dse("evaluate", r.checkpoint, "--events", "--spikes-out", tmp_path / "s.json", "--threads", "1")
+    ev = _dse("evaluate", r.checkpoint, "--events", "--accumulator-bits", "48", "--spikes-out", tmp_path / "s.json",
+              "--threads", "1")
     assert ev.returncode == 0, ev.stderr
     assert f"ANN accuracy     {r.ann_accuracy:.2%}" in ev.stdout and "agreement        100.00%" in ev.stdout
-    assert "event sim = closed form on 100.00% of images (0 accumulator overflows" in ev.stdout
+    assert "event sim = closed form on 100.00% of images (0 accumulator overflows at 48 bits)" in ev.stdout
+    # by default the check runs at the Vmem width the paper processor derives for this network, and says it
+    import hwmodel
+
+    doc = json.loads((tmp_path / "s.json").read_text())
+    derived = int(hwmodel.estimate(hwmodel.load_arch("paper"), hwmodel.load_workload(doc)).operating_point["accumulator_bits"])
+    default = _dse("evaluate", r.checkpoint, "--events", "--threads", "1")
+    assert default.returncode == 0 and f"accumulator overflows at {derived} bits)" in default.stdout
     assert "conv" in ev.stdout and json.loads((tmp_path / "s.json").read_text())["schema"] == "snn-workload/1"
 
 
