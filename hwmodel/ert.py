@@ -30,6 +30,10 @@ SHIFT_REL_ADD = 0.75                # a shift costs 0.5-1x an add of the same wi
 REG_PJ_PER_BIT = 0.009 * (28 / 40) ** ENERGY_EXPONENT      # Aladdin 40 nm register read/write, per bit
 CMP_PJ_PER_BIT = 0.029 / 32 * (28 / 40) ** ENERGY_EXPONENT  # Aladdin 40 nm 32-bit comparator, per bit
 CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TECH_PARAM_28NM DFF ~1.7 fJ/bit
+# Control outside the PEs: the registers at every SRAM port (address, data in, data out) are clocked on every
+# cycle of a layer (ASSUMPTION: no clock gating of idle ports, as in ODIN and most small SNN cores); each
+# costs CLOCK_PJ_PER_FLOP. Their count follows from the banks and widths the model already derives.
+PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per bit of the port width
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------
@@ -75,6 +79,9 @@ DRAM = {  # name: (pJ/bit, Gbit/s, source)
 V_NOM = 0.9                  # Horowitz's 45 nm figures and ZigZag's 28 nm set are at 0.9 V
 V_MIN = 0.6                  # ASSUMPTION: 6T SRAM retention/write margin floor in 28 nm bulk (0.6-0.7 V)
 V_MAX = 1.0                  # 28 nm overdrive limit
+# A chip may publish a supply below V_MIN (ODIN: 0.55 V in 28 nm FDSOI, whose back bias keeps SRAM margins):
+# the V-f relation is tabulated down to V_FLOOR so that such a supply is checked against its clock.
+V_FLOOR = 0.45               # ~Vth + 0.1 V: the alpha-power law's near-threshold limit of validity
 VTH, ALPHA = 0.35, 1.3       # ASSUMPTION: 28 nm HPM-class threshold; alpha 1.2-1.4 for short-channel devices
 # ASSUMPTION: clock each part reaches at V_NOM. Logic: a 16-bit add-and-shift stage in 28 nm (~1 GHz);
 # SRAM: hp cells ~1 GHz, lstp (high-Vt) cells ~2.5x slower access, the CACTI hp/lstp access-time ratio.
@@ -85,17 +92,16 @@ def _speed(v):
     return (v - VTH) ** ALPHA / v
 
 
-_V_TABLE = np.linspace(V_MIN, V_MAX, 401)
+_V_TABLE = np.linspace(V_FLOOR, V_MAX, 551)
 _SPEED_TABLE = _speed(_V_TABLE) / _speed(V_NOM)   # f_max(V) / f_max(V_NOM), increasing in V
 
 
-def supply_v(clock_mhz, hp):
-    """The lowest supply in [V_MIN, V_MAX] at which logic and the SRAM cells reach ``clock_mhz``;
-    NaN above what V_MAX reaches (an infeasible clock)."""
+def needed_v(clock_mhz, hp):
+    """The lowest supply (>= V_FLOOR) at which logic and the SRAM cells reach ``clock_mhz``; NaN above what
+    V_MAX reaches (an infeasible clock). A derived operating point takes max(this, V_MIN)."""
     sram = np.where(hp, F_NOM_MHZ["hp"], F_NOM_MHZ["lstp"])
     need = np.maximum(clock_mhz / F_NOM_MHZ["logic"], clock_mhz / sram)
-    v = np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_MIN, right=np.nan)
-    return np.where(need > _SPEED_TABLE[-1], np.nan, v)
+    return np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_FLOOR, right=np.nan)
 
 
 @functools.cache

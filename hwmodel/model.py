@@ -117,7 +117,9 @@ def _evaluate(f, t, cal, exact, detail):
     w = t.weighted
 
     # --- operating point: the supply the clock needs; dynamic energy ~ V^2, leakage ~ V -----------------
-    volts = ert.supply_v(x["clock_mhz"], hp)          # NaN: the clock is out of reach (infeasible, below)
+    need_v = ert.needed_v(x["clock_mhz"], hp)         # NaN: the clock is out of reach (infeasible, below)
+    published_v = x["supply_v"] > 0                   # a chip's published supply, checked against its clock
+    volts = np.where(published_v, x["supply_v"], np.maximum(need_v, ert.V_MIN))
     priced_v = np.where(np.isnan(volts), ert.V_MAX, volts)
     dyn = (priced_v / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
     leak_scale = priced_v / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
@@ -185,9 +187,12 @@ def _evaluate(f, t, cal, exact, detail):
     w_words = w_bits / ert.CACTI_WIDTH_BITS / batch              # per inference
     # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
+    # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
-    w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
-    w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
+    syn = x["synapse_word_bits"]
+    w_read_bits = np.where(w, np.where(syn > 0, sops * syn,
+                                       np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch)), 0.0)
+    w_width = np.where(syn > 0, syn, np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS)))
     vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
@@ -199,7 +204,7 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
     cycle_s = 1e-6 / x["clock_mhz"]
-    c_compute = np.where(w, spike_reads, np.ceil(t.s_in / pe_safe))
+    c_compute = np.where(w, spike_reads * x["cycles_per_sop"], np.ceil(t.s_in / pe_safe))
     c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
     bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
     c_memory = np.maximum(dram_bits / bits_per_cycle, w_read_bits / w_width / banks_w)
@@ -209,9 +214,17 @@ def _evaluate(f, t, cal, exact, detail):
     lat = [c * cycle_s * batch for c in (c_compute, c_bank, c_stall, c_fire)]
     if exact:
         lat = list(np.moveaxis(quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
-    image_s = cycles * cycle_s                                  # the chip's time per inference (leakage)
+    # the chip leaks over its time per inference, or over the whole frame (tick) when that is longer: the
+    # idle rest of the frame is shared among the layers in proportion to their time
+    image_s = cycles * cycle_s
+    leak_s = image_s * np.maximum(1.0, x["frame_us"] * 1e-6 / image_s.sum(axis=-1, keepdims=True))
 
     flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
+    # control outside the PEs: address and data registers at every SRAM port, clocked every cycle
+    w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
+    port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
+                  + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
+                  + ert.PORT_REGS_PER_DATA_BIT * word_in + _ceil_log2(cap_s / word_in))
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
     leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
                    + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
@@ -229,8 +242,9 @@ def _evaluate(f, t, cal, exact, detail):
                                               + t.s_out * ert.sram_access_pj(x["spike_sram_kib"], word_out)),
         "wire": dyn / ert.tech_energy_scale(x["tech_nm"]) * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
         "clock": dyn * cycles * flops * ert.CLOCK_PJ_PER_FLOP,
-        "leakage_sram": leak_sram_w * image_s * 1e12,
-        "leakage_logic": leak_logic_w * image_s * 1e12,
+        "control_clock": dyn * cycles * port_flops * ert.CLOCK_PJ_PER_FLOP,
+        "leakage_sram": leak_sram_w * leak_s * 1e12,
+        "leakage_logic": leak_logic_w * leak_s * 1e12,
         "dram": dram_bits * DRAM_PJ[dram_i],
     }
     energy = [pj[name] for name in costs.NAMES]
@@ -251,7 +265,9 @@ def _evaluate(f, t, cal, exact, detail):
         "weight_bits < 2 leaves no exponent bit": wb[..., 0] < 2,
         "accumulator_bits below the width T, k, weight bits and fan-in need":
             (x["accumulator_bits"] > 0)[..., 0] & (acc < acc_min)[..., 0],
-        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(volts[..., 0]),
+        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(need_v[..., 0]),
+        "supply_v below what clock_mhz needs with these SRAM cells":
+            (published_v & (x["supply_v"] < need_v - 1e-9))[..., 0],
     }
     layer_checks = {
         "dram none, but these weights do not fit the weight SRAM": no_dram & streamed,
