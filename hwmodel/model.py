@@ -49,6 +49,11 @@ class LayerTable:
     pixel: np.ndarray        # first layer fed with multi-bit pixels
     readout: np.ndarray      # last layer: read out as membrane potential
     pinned_before: np.ndarray  # weights of this layer and every smaller one (smallest-first pinning order)
+    addr_in: np.ndarray      # address bits of an input event (0 for a pixel layer: pixels are not events)
+    addr_out: np.ndarray     # address bits of an output event
+    row_neurons: np.ndarray  # C_in x W_in x K: the input events of a kernel-high row
+    max_addr: float          # widest event address of any layer
+    any_pixel: bool          # some layer reads 8-bit pixels
     max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
 
 
@@ -70,9 +75,13 @@ def layer_table(wl: Workload) -> LayerTable:
     pinned_before = np.empty_like(weights)
     pinned_before[order] = np.cumsum(weights[order])
     fanin = np.where(weighted, cols[2] * cols[4], 1.0)
+    pixel = cols[13].astype(bool)
     return LayerTable(tuple(layer.name for layer in wl.layers), weighted, cols[1].astype(bool),
-                      *[c.astype(float) for c in cols[2:13]], cols[13].astype(bool), cols[14].astype(bool),
-                      np.where(weighted, pinned_before, 0.0), float(fanin.max()))
+                      *[c.astype(float) for c in cols[2:13]], pixel, cols[14].astype(bool),
+                      np.where(weighted, pinned_before, 0.0), np.where(pixel, 0.0, _ceil_log2(cols[7])),
+                      _ceil_log2(cols[8]), cols[2] * cols[5] * np.sqrt(cols[4]),
+                      float(max(np.where(pixel, 0.0, _ceil_log2(cols[7])).max(), _ceil_log2(cols[8]).max())),
+                      bool(pixel.any()), float(fanin.max()))
 
 
 def _ceil_log2(x):
@@ -91,7 +100,8 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
              detail: bool = False) -> dict:
     """The model. ``f``: arch fields as broadcastable arrays (choice fields as their index in fields.py).
 
-    Returns ``energy_pj`` (term -> per-layer pJ per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS,
+    Returns ``energy_pj`` (term -> per-layer pJ per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS;
+    without ``exact`` only their sum,
     per-layer s for the batch), ``area`` (costs.AREA_PARTS, mm^2), ``sops``, ``feasible``. ``exact`` stacks
     and rounds the breakdowns so that every sum of them is exact (the Report).
     """
@@ -157,8 +167,8 @@ def _evaluate(f, t, cal, exact, detail):
     banks_w = _pow2_banks(cols, x["weight_sram_kib"])           # one 64-bit bank per PE column
 
     # --- spikes: event = neuron address + spike time; pixels are 8-bit values ------------------------------
-    word_in = np.where(t.pixel, float(ert.PIXEL_BITS), _ceil_log2(t.in_neurons) + time_bits)
-    word_out = _ceil_log2(t.out_neurons) + time_bits
+    word_in = np.where(t.pixel, float(ert.PIXEL_BITS), t.addr_in + time_bits)
+    word_out = t.addr_out + time_bits
     spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
     read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
     need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
@@ -190,9 +200,11 @@ def _evaluate(f, t, cal, exact, detail):
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
     syn = x["synapse_word_bits"]
-    w_read_bits = np.where(w, np.where(syn > 0, sops * syn,
-                                       np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch)), 0.0)
-    w_width = np.where(syn > 0, syn, np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS)))
+    w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
+    w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
+    if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
+        w_read_bits = np.where(syn > 0, np.where(w, sops * syn, 0.0), w_read_bits)
+        w_width = np.where(syn > 0, syn, w_width)
     vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
@@ -204,27 +216,31 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
     cycle_s = 1e-6 / x["clock_mhz"]
-    c_compute = np.where(w, spike_reads * x["cycles_per_sop"], np.ceil(t.s_in / pe_safe))
+    cps = x["cycles_per_sop"]
+    c_compute = np.where(w, spike_reads * cps if (cps != 1).any() else spike_reads, np.ceil(t.s_in / pe_safe))
     c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
     bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
     c_memory = np.maximum(dram_bits / bits_per_cycle, w_read_bits / w_width / banks_w)
     c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
     c_fire = np.where(w & ~t.readout, np.where(lod, 1.0, steps) * np.ceil(t.out_neurons / pe_safe), 0.0)
     cycles = c_compute + c_bank + c_stall + c_fire
-    lat = [c * cycle_s * batch for c in (c_compute, c_bank, c_stall, c_fire)]
-    if exact:
-        lat = list(np.moveaxis(quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
+    # the latency parts for the report; only their sum for the vectorized totals
+    lat = [c * (cycle_s * batch) for c in (c_compute, c_bank, c_stall, c_fire)] if exact else [cycles * (cycle_s * batch)]
     # the chip leaks over its time per inference, or over the whole frame (tick) when that is longer: the
     # idle rest of the frame is shared among the layers in proportion to their time
     image_s = cycles * cycle_s
-    leak_s = image_s * np.maximum(1.0, x["frame_us"] * 1e-6 / image_s.sum(axis=-1, keepdims=True))
+    frame = x["frame_us"]
+    leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if (frame > 0).any() \
+        else image_s
 
     flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
-    # control outside the PEs: address and data registers at every SRAM port, clocked every cycle
+    # control outside the PEs: address and data registers at every SRAM port, clocked every cycle (the spike
+    # SRAM's port is as wide as the widest event of any layer)
+    spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
     w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
     port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
                   + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
-                  + ert.PORT_REGS_PER_DATA_BIT * word_in + _ceil_log2(cap_s / word_in))
+                  + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
     leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
                    + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
@@ -249,13 +265,12 @@ def _evaluate(f, t, cal, exact, detail):
     }
     energy = [pj[name] for name in costs.NAMES]
     areas = [a[..., 0] for a in areas]
-    sops = sops + np.zeros_like(steps)            # a config axis even when only workload arrays vary
-    shape = np.broadcast_shapes(*(e.shape for e in energy), sops.shape)
+    shape = np.broadcast_shapes(*(e.shape for e in energy))   # config axes and the layer axis
     if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
-        energy = np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1)   # quantized in J by the Report
-        lat = np.stack([np.broadcast_to(v, shape) for v in lat], axis=-1)
-        area = quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
-        sops = quantize(np.broadcast_to(sops, shape)[..., None])[..., 0]
+        energy = _stack(energy, shape)            # quantized in J by the Report
+        lat = quantize(_stack(lat, shape))
+        area = quantize(_stack(areas, shape[:-1])[..., None, :])[..., 0, :]
+        sops = quantize(_stack([sops], shape))[..., 0]
     else:
         area = areas
 
@@ -274,13 +289,14 @@ def _evaluate(f, t, cal, exact, detail):
         "dram none, but these spike events overflow the spike SRAM": no_dram & (spill > 0),
         "weight SRAM smaller than one output channel's filter": streamed & (stream_cap < filter_bits),
         "Vmem SRAM smaller than one output channel's potentials (x batch)": w & (cap_v < vmap_bits),
-        "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.cin * t.in_w
-        * np.sqrt(t.k2),
+        "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.row_neurons,
     }
-    feasible = ~np.logical_or.reduce([np.broadcast_to(c, shape[:-1]) for c in checks.values()]
-                                     + [np.broadcast_to(c.any(axis=-1), shape[:-1]) for c in layer_checks.values()])
-    out = {"energy_pj": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, shape),
-           "feasible": feasible}
+    infeasible = np.zeros(shape[:-1], dtype=bool)
+    for flag in checks.values():
+        infeasible |= flag
+    for flags in layer_checks.values():
+        infeasible |= flags.any(axis=-1)
+    out = {"energy_pj": energy, "latency": lat, "area": area, "sops": sops, "feasible": ~infeasible}
     if detail:
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
                    dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
@@ -289,7 +305,17 @@ def _evaluate(f, t, cal, exact, detail):
     return out
 
 
+def _stack(arrays, shape: tuple[int, ...]) -> np.ndarray:
+    """``arrays`` broadcast to ``shape`` and stacked on a new last axis (one allocation, C-level broadcasting)."""
+    out = np.empty(shape + (len(arrays),))
+    for i, a in enumerate(arrays):
+        out[..., i] = a
+    return out
+
+
+@functools.lru_cache(maxsize=256)   # Arch is frozen and hashable: a search reprices the same presets
 def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
+    """The arch's fields as 0-d float arrays (choices as their index). Cached: callers must not mutate it."""
     out = {}
     for name, spec in fields.FIELDS.items():
         value = getattr(arch, name)
@@ -298,7 +324,7 @@ def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
 
 
 def field_arrays(arch: Arch, changes: dict) -> dict[str, np.ndarray]:
-    values = arch_fields(arch)
+    values = dict(arch_fields(arch))
     values.update({name: fields.check_array(name, value) for name, value in changes.items()})
     np.broadcast_shapes(*(v.shape for v in values.values()))   # fail early on incompatible shapes
     return values   # unvaried fields stay 0-d: the model then computes them once, not per config
