@@ -130,24 +130,38 @@ def _loglog_table(table):
     return np.concatenate([[far[0]], lx, [far[1]]]), np.concatenate([[lo], ly, [hi]])
 
 
-_READ, _AREA = _loglog_table(CACTI_READ_PJ), _loglog_table(CACTI_AREA_MM2)
-_LEAK = {cell: _loglog_table(CACTI_LEAK_MW[cell]) for cell in CACTI_LEAK_MW}
+# One knot table for the four CACTI curves (read, lstp leakage, hp leakage, area): a bank size is located once
+# (``sram_macro``) and every curve is read at that place.
+_CURVES = [_loglog_table(t) for t in (CACTI_READ_PJ, CACTI_LEAK_MW["lstp"], CACTI_LEAK_MW["hp"], CACTI_AREA_MM2)]
+_KNOTS = _CURVES[0][0]
+_ICEPT = np.array([ly[:-1] for _, ly in _CURVES])                              # (curve, segment)
+_SLOPE = np.array([np.diff(ly) / np.diff(_KNOTS) for _, ly in _CURVES])
+_TO_28NM = np.array([CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, CACTI_AREA_TO_28NM])
 
 
-def _loglog(kib, knots):
-    return np.exp(np.interp(np.log(np.maximum(kib, 1e-9)), *knots))
+def sram_macro(bank_kib):
+    """One bank of ``bank_kib`` at 28 nm, 0.9 V: (pJ per 64-bit access, leakage W with lstp cells, with hp
+    cells, area mm^2), each shaped like ``bank_kib``; piecewise power laws through the CACTI points."""
+    lk = np.log(np.maximum(bank_kib, 1e-9))
+    seg = np.minimum(np.maximum(_KNOTS.searchsorted(lk) - 1, 0), len(_KNOTS) - 2)
+    values = np.exp(_ICEPT[:, seg] + _SLOPE[:, seg] * (lk - _KNOTS[seg]))
+    return values * _TO_28NM.reshape((4,) + (1,) * np.ndim(lk))
+
+
+def width_factor(width_bits):
+    """An access of ``width_bits`` relative to a 64-bit one: a fixed part plus a per-bit part."""
+    return SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS
 
 
 def sram_access_pj(bank_kib, width_bits):
-    """One access of ``width_bits`` to a bank of ``bank_kib``: a fixed part plus a per-bit part, 28 nm, 0.9 V."""
-    e64 = _loglog(bank_kib, _READ) * CACTI_TO_28NM
-    return e64 * (SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS)
+    """One access of ``width_bits`` to a bank of ``bank_kib``, 28 nm, 0.9 V."""
+    return sram_macro(bank_kib)[0] * width_factor(width_bits)
 
 
 def sram_leak_w(bank_kib, banks, hp):
-    mw = np.where(hp, _loglog(bank_kib, _LEAK["hp"]), _loglog(bank_kib, _LEAK["lstp"]))
-    return np.where(bank_kib > 0, mw * banks, 0.0) * 1e-3 * CACTI_TO_28NM
+    _, lstp, hpw, _ = sram_macro(bank_kib)
+    return np.where(bank_kib > 0, np.where(hp, hpw, lstp) * banks, 0.0)
 
 
 def sram_area_mm2(bank_kib, banks):
-    return np.where(bank_kib > 0, _loglog(bank_kib, _AREA) * banks, 0.0) * CACTI_AREA_TO_28NM
+    return np.where(bank_kib > 0, sram_macro(bank_kib)[3] * banks, 0.0)

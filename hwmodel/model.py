@@ -131,8 +131,9 @@ def _evaluate(f, t, cal, exact, detail):
     published_v = x["supply_v"] > 0                   # a chip's published supply, checked against its clock
     volts = np.where(published_v, x["supply_v"], np.maximum(need_v, ert.V_MIN))
     priced_v = np.where(np.isnan(volts), ert.V_MAX, volts)
-    dyn = (priced_v / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
-    leak_scale = priced_v / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
+    node = ert.tech_energy_scale(x["tech_nm"])
+    dyn = (priced_v / ert.V_NOM) ** 2 * node
+    leak_scale = priced_v / ert.V_NOM * node
     logic, sram = cal["logic_scale"] * dyn, cal["sram_scale"] * dyn
 
     # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
@@ -180,9 +181,12 @@ def _evaluate(f, t, cal, exact, detail):
                       acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
                       + exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
     a_pe = pe * pe_um2 * 1e-6 * ascale
-    a_w = ert.sram_area_mm2(x["weight_sram_kib"] / banks_w, banks_w) * ascale
-    a_v = ert.sram_area_mm2(x["vmem_sram_kib"] / banks_v, banks_v) * ascale
-    a_s = ert.sram_area_mm2(x["spike_sram_kib"], 1.0) * ascale
+    # each SRAM's bank: (pJ per 64-bit access, lstp leakage W, hp leakage W, area mm^2); a 0 KiB SRAM is absent
+    mac_w, mac_v, mac_s = (ert.sram_macro(kib) for kib in (x["weight_sram_kib"] / banks_w,
+                                                             x["vmem_sram_kib"] / banks_v, x["spike_sram_kib"]))
+    a_w = np.where(cap_w > 0, mac_w[3] * banks_w, 0.0) * ascale
+    a_v = np.where(cap_v > 0, mac_v[3] * banks_v, 0.0) * ascale
+    a_s = np.where(cap_s > 0, mac_s[3], 0.0) * ascale
     areas = [a_pe, a_w, a_v, a_s]
     areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
     side_pe = np.sqrt(a_pe)
@@ -205,7 +209,7 @@ def _evaluate(f, t, cal, exact, detail):
     if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
         w_read_bits = np.where(syn > 0, np.where(w, sops * syn, 0.0), w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
-    vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, word)
+    vmem_access = mac_v[0] * ert.width_factor(word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
     wire_mm_bits = (spike_reads * word_in * side_pe * (1.0 + rows)
@@ -242,9 +246,9 @@ def _evaluate(f, t, cal, exact, detail):
                   + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
                   + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
-    leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
-                   + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
-                   + ert.sram_leak_w(x["spike_sram_kib"], 1.0, hp)) * leak_scale
+    leak_sram_w = (np.where(cap_w > 0, np.where(hp, mac_w[2], mac_w[1]) * banks_w, 0.0)
+                   + np.where(cap_v > 0, np.where(hp, mac_v[2], mac_v[1]) * banks_v, 0.0)
+                   + np.where(cap_s > 0, np.where(hp, mac_s[2], mac_s[1]), 0.0)) * leak_scale
     leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
     pj = {
         "datapath": logic * sops * sop_pj,
@@ -252,11 +256,10 @@ def _evaluate(f, t, cal, exact, detail):
         "fire": logic * fire_outputs * fire_cmp_bits * ert.CMP_PJ_PER_BIT,
         "pool": logic * np.where(t.is_max, t.s_in, 0.0) * time_bits * ert.CMP_PJ_PER_BIT,
         "vmem_sram": sram * np.where(w, sops * 2.0 + t.out_neurons * 2.0, 0.0) * vmem_access,
-        "weight_sram": sram * (w_read_bits / w_width * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, w_width)
-                               + stream_share * w_words * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, 64.0)),
-        "spike_sram": sram * (1.0 - spill) * (spike_reads * ert.sram_access_pj(x["spike_sram_kib"], word_in)
-                                              + t.s_out * ert.sram_access_pj(x["spike_sram_kib"], word_out)),
-        "wire": dyn / ert.tech_energy_scale(x["tech_nm"]) * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
+        "weight_sram": sram * mac_w[0] * (w_read_bits / w_width * ert.width_factor(w_width) + stream_share * w_words),
+        "spike_sram": sram * mac_s[0] * (1.0 - spill) * (spike_reads * ert.width_factor(word_in)
+                                                         + t.s_out * ert.width_factor(word_out)),
+        "wire": dyn / node * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
         "clock": dyn * cycles * flops * ert.CLOCK_PJ_PER_FLOP,
         "control_clock": dyn * cycles * port_flops * ert.CLOCK_PJ_PER_FLOP,
         "leakage_sram": leak_sram_w * leak_s * 1e12,
