@@ -53,6 +53,9 @@ class LayerTable:
     addr_out: np.ndarray     # address bits of an output event
     row_neurons: np.ndarray  # C_in x W_in x K: the input events of a kernel-high row
     max_addr: float          # widest event address of any layer
+    fire_out: np.ndarray     # output neurons that fire (weighted layers but the read-out one)
+    pool_in: np.ndarray      # input spikes a max-pool compares
+    vmem_init: np.ndarray    # Vmem accesses per layer outside SOPs: init write + fire read per output neuron
     any_pixel: bool          # some layer reads 8-bit pixels
     max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
 
@@ -81,6 +84,9 @@ def layer_table(wl: Workload) -> LayerTable:
                       np.where(weighted, pinned_before, 0.0), np.where(pixel, 0.0, _ceil_log2(cols[7])),
                       _ceil_log2(cols[8]), cols[2] * cols[5] * np.sqrt(cols[4]),
                       float(max(np.where(pixel, 0.0, _ceil_log2(cols[7])).max(), _ceil_log2(cols[8]).max())),
+                      np.where(weighted & ~cols[14].astype(bool), cols[8], 0.0).astype(float),
+                      np.where(cols[1].astype(bool), spikes, 0.0).astype(float),
+                      np.where(weighted, 2.0 * cols[8], 0.0).astype(float),
                       bool(pixel.any()), float(fanin.max()))
 
 
@@ -195,10 +201,8 @@ def _evaluate(f, t, cal, exact, detail):
     sops = np.where(w, t.s_in * t.fanout, 0.0)
     sop_pj = np.where(int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
                       ert.ADD_PJ_PER_BIT * (exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
-    fire_outputs = np.where(w & ~t.readout, t.out_neurons, 0.0)
     fire_cmp_bits = np.where(lod, acc * (1.0 + (k > 1)), steps * acc)
-    stream_share = np.where(streamed, 1.0, 0.0)
-    w_words = w_bits / ert.CACTI_WIDTH_BITS / batch              # per inference
+    w_words = np.where(streamed, w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / batch)   # streamed, per inference
     # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
@@ -212,10 +216,10 @@ def _evaluate(f, t, cal, exact, detail):
     vmem_access = mac_v[0] * ert.width_factor(word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
-    wire_mm_bits = (spike_reads * word_in * side_pe * (1.0 + rows)
-                    + sops * 2.0 * word * 0.5 * (side_pe + np.sqrt(a_v))
-                    + w_read_bits * 0.5 * (side_pe + np.sqrt(a_w)))
-    dram_bits = np.where(no_dram, 0.0, stream_share * w_bits / batch + spill * (read_bits + write_bits)
+    wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
+                    + sops * (word * (side_pe + np.sqrt(a_v)))
+                    + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
+    dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * (read_bits + write_bits)
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
 
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
@@ -250,20 +254,23 @@ def _evaluate(f, t, cal, exact, detail):
                    + np.where(cap_v > 0, np.where(hp, mac_v[2], mac_v[1]) * banks_v, 0.0)
                    + np.where(cap_s > 0, np.where(hp, mac_s[2], mac_s[1]), 0.0)) * leak_scale
     leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
+    # config-only factors are multiplied first, so each term costs as few config x layer operations as it can
     pj = {
-        "datapath": logic * sops * sop_pj,
-        "weight_register": logic * sops * wb * ert.REG_PJ_PER_BIT,
-        "fire": logic * fire_outputs * fire_cmp_bits * ert.CMP_PJ_PER_BIT,
-        "pool": logic * np.where(t.is_max, t.s_in, 0.0) * time_bits * ert.CMP_PJ_PER_BIT,
-        "vmem_sram": sram * np.where(w, sops * 2.0 + t.out_neurons * 2.0, 0.0) * vmem_access,
-        "weight_sram": sram * mac_w[0] * (w_read_bits / w_width * ert.width_factor(w_width) + stream_share * w_words),
-        "spike_sram": sram * mac_s[0] * (1.0 - spill) * (spike_reads * ert.width_factor(word_in)
-                                                         + t.s_out * ert.width_factor(word_out)),
-        "wire": dyn / node * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
-        "clock": dyn * cycles * flops * ert.CLOCK_PJ_PER_FLOP,
-        "control_clock": dyn * cycles * port_flops * ert.CLOCK_PJ_PER_FLOP,
-        "leakage_sram": leak_sram_w * leak_s * 1e12,
-        "leakage_logic": leak_logic_w * leak_s * 1e12,
+        "datapath": sops * (logic * sop_pj),
+        "weight_register": sops * (logic * wb * ert.REG_PJ_PER_BIT),
+        "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
+        "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
+        "vmem_sram": (sops * 2.0 + t.vmem_init) * (sram * vmem_access),
+        # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
+        "weight_sram": (w_read_bits * (ert.SRAM_FIXED_FRAC / w_width + (1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
+                        + w_words) * (sram * mac_w[0]),
+        "spike_sram": (1.0 - spill) * (spike_reads * ert.width_factor(word_in) + t.s_out * ert.width_factor(word_out))
+        * (sram * mac_s[0]),
+        "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
+        "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),
+        "control_clock": cycles * (dyn * port_flops * ert.CLOCK_PJ_PER_FLOP),
+        "leakage_sram": leak_s * (leak_sram_w * 1e12),
+        "leakage_logic": leak_s * (leak_logic_w * 1e12),
         "dram": dram_bits * DRAM_PJ[dram_i],
     }
     energy = [pj[name] for name in costs.NAMES]
