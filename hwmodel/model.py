@@ -163,7 +163,7 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
     filter_bits = t.cin * t.k2 * wb
-    vmap_bits = t.out_hw * word * batch                          # a channel's potentials for the whole batch
+    vmap_bits = t.out_hw * (word * batch)                         # a channel's potentials for the whole batch
     per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
     passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
@@ -178,6 +178,7 @@ def _evaluate(f, t, cal, exact, detail):
     word_out = t.addr_out + time_bits
     spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
     read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
+    event_bits = read_bits + write_bits
     need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
     spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
 
@@ -208,10 +209,10 @@ def _evaluate(f, t, cal, exact, detail):
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
     syn = x["synapse_word_bits"]
-    w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
+    w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
     if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
-        w_read_bits = np.where(syn > 0, np.where(w, sops * syn, 0.0), w_read_bits)
+        w_read_bits = np.where(syn > 0, sops * syn, w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
     vmem_access = mac_v[0] * ert.width_factor(word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
@@ -219,7 +220,7 @@ def _evaluate(f, t, cal, exact, detail):
     wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
                     + sops * (word * (side_pe + np.sqrt(a_v)))
                     + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
-    dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * (read_bits + write_bits)
+    dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
 
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
@@ -228,7 +229,8 @@ def _evaluate(f, t, cal, exact, detail):
     c_compute = np.where(w, spike_reads * cps if (cps != 1).any() else spike_reads, np.ceil(t.s_in / pe_safe))
     c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
     bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
-    c_memory = np.maximum(dram_bits / bits_per_cycle, w_read_bits / w_width / banks_w)
+    w_reads = w_read_bits / w_width                             # weight-SRAM accesses
+    c_memory = np.maximum(dram_bits / bits_per_cycle, w_reads * (1.0 / banks_w))
     c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
     c_fire = np.where(w & ~t.readout, np.where(lod, 1.0, steps) * np.ceil(t.out_neurons / pe_safe), 0.0)
     cycles = c_compute + c_bank + c_stall + c_fire
@@ -262,10 +264,12 @@ def _evaluate(f, t, cal, exact, detail):
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
         "vmem_sram": (sops * 2.0 + t.vmem_init) * (sram * vmem_access),
         # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
-        "weight_sram": (w_read_bits * (ert.SRAM_FIXED_FRAC / w_width + (1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
+        # an access of b bits = fixed part + b x per-bit part of a 64-bit one (ert.width_factor), summed over
+        # accesses; streamed weights are written in 64-bit words
+        "weight_sram": (w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
                         + w_words) * (sram * mac_w[0]),
-        "spike_sram": (1.0 - spill) * (spike_reads * ert.width_factor(word_in) + t.s_out * ert.width_factor(word_out))
-        * (sram * mac_s[0]),
+        "spike_sram": ((spike_reads + t.s_out) * ert.SRAM_FIXED_FRAC
+                       + event_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)) * ((1.0 - spill) * (sram * mac_s[0])),
         "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
         "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),
         "control_clock": cycles * (dyn * port_flops * ert.CLOCK_PJ_PER_FLOP),
