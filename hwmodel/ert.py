@@ -79,9 +79,9 @@ DRAM = {  # name: (pJ/bit, Gbit/s, source)
 V_NOM = 0.9                  # Horowitz's 45 nm figures and ZigZag's 28 nm set are at 0.9 V
 V_MIN = 0.6                  # ASSUMPTION: 6T SRAM retention/write margin floor in 28 nm bulk (0.6-0.7 V)
 V_MAX = 1.0                  # 28 nm overdrive limit
-# A chip may publish a supply below V_MIN (ODIN: 0.55 V in 28 nm FDSOI, whose back bias keeps SRAM margins):
-# the V-f relation is tabulated down to V_FLOOR so that such a supply is checked against its clock.
-V_FLOOR = 0.45               # ~Vth + 0.1 V: the alpha-power law's near-threshold limit of validity
+# A chip may publish a supply below V_MIN (ODIN: 0.55 V in 28 nm FDSOI): the V-f relation is tabulated down to
+# V_FLOOR so that such a supply is priced and checked against its clock.
+V_FLOOR = 0.45               # ASSUMPTION: ~Vth + 0.1 V, where the alpha-power law stops describing near-threshold delay
 VTH, ALPHA = 0.35, 1.3       # ASSUMPTION: 28 nm HPM-class threshold; alpha 1.2-1.4 for short-channel devices
 # ASSUMPTION: clock each part reaches at V_NOM. Logic: a 16-bit add-and-shift stage in 28 nm (~1 GHz);
 # SRAM: hp cells ~1 GHz, lstp (high-Vt) cells ~2.5x slower access, the CACTI hp/lstp access-time ratio.
