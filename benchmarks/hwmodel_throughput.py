@@ -8,10 +8,12 @@ machine is shared, so the best run is the least disturbed one).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib.util
 import json
 import os
 import platform
+import pstats
 import subprocess
 import sys
 import time
@@ -77,7 +79,20 @@ def main() -> None:
         compare_zigzag(zigzag_python, wl, arch, args.repeats)
     else:
         print("zigzag-dse: not installed here (pip install '.[zigzag]' or pass --zigzag-python); comparison skipped")
+    print(f"Python-level numpy/builtin calls per scalar estimate (cProfile count, load-independent): "
+          f"{numpy_calls(lambda: hwmodel.estimate(arch, wl)):.0f}")
     print("\n".join(load.lines()))
+
+
+def numpy_calls(fn, repeats: int = 20) -> float:
+    """Calls into numpy's Python layer and into builtins per ``fn()`` (ufunc operators are invisible to cProfile)."""
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(repeats):
+        fn()
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    return sum(calls for (path, _, _), (calls, *_rest) in stats.items() if "numpy" in path or path == "~") / repeats
 
 
 def compare_zigzag(python: str, wl, arch, repeats: int) -> None:

@@ -40,9 +40,11 @@ TERMS = (
     Term("wire", "interconnect", "bit x mm moved: spike broadcast, Vmem bus, weight load",
          "0.087 pJ/bit/mm at 0.9 V (0.174 full swing x 0.5 toggle rate)", "on-chip interconnect survey (ISRN Electronics 2012), 130 nm 1.2 V x V^2"),
     Term("clock", "clock", "cycle", "clocked PE flip-flops x DFF clock energy", "ZigZag 28 nm DFF 1.7 fJ/bit"),
-    Term("leakage_sram", "leakage", "second of latency", "CACTI leakage of every bank at its size and cell",
+    Term("control_clock", "clock", "cycle", "SRAM port registers (address + data in and out per bank) x DFF "
+         "clock energy", "ZigZag 28 nm DFF 1.7 fJ/bit; ports from the derived banks and widths"),
+    Term("leakage_sram", "leakage", "second of latency, or of the frame when longer", "CACTI leakage of every bank at its size and cell",
          "CACTI 7 (hp / lstp cells)"),
-    Term("leakage_logic", "leakage", "second of latency", "PE datapath bits x adder-bit leakage",
+    Term("leakage_logic", "leakage", "second of latency, or of the frame when longer", "PE datapath bits x adder-bit leakage",
          "Aladdin 40 nm adder 2.4 uW / 32 bits"),
     Term("dram", "dram", "bit moved off chip", "pJ/bit of the DRAM kind", "ert.DRAM (notes; JEDEC rates)"),
 )

@@ -30,6 +30,10 @@ SHIFT_REL_ADD = 0.75                # a shift costs 0.5-1x an add of the same wi
 REG_PJ_PER_BIT = 0.009 * (28 / 40) ** ENERGY_EXPONENT      # Aladdin 40 nm register read/write, per bit
 CMP_PJ_PER_BIT = 0.029 / 32 * (28 / 40) ** ENERGY_EXPONENT  # Aladdin 40 nm 32-bit comparator, per bit
 CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TECH_PARAM_28NM DFF ~1.7 fJ/bit
+# Control outside the PEs: the registers at every SRAM port (address, data in, data out) are clocked on every
+# cycle of a layer (ASSUMPTION: no clock gating of idle ports, as in ODIN and most small SNN cores); each
+# costs CLOCK_PJ_PER_FLOP. Their count follows from the banks and widths the model already derives.
+PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per bit of the port width
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------
@@ -75,6 +79,9 @@ DRAM = {  # name: (pJ/bit, Gbit/s, source)
 V_NOM = 0.9                  # Horowitz's 45 nm figures and ZigZag's 28 nm set are at 0.9 V
 V_MIN = 0.6                  # ASSUMPTION: 6T SRAM retention/write margin floor in 28 nm bulk (0.6-0.7 V)
 V_MAX = 1.0                  # 28 nm overdrive limit
+# A chip may publish a supply below V_MIN (ODIN: 0.55 V in 28 nm FDSOI): the V-f relation is tabulated down to
+# V_FLOOR so that such a supply is priced and checked against its clock.
+V_FLOOR = 0.45               # ASSUMPTION: ~Vth + 0.1 V, where the alpha-power law stops describing near-threshold delay
 VTH, ALPHA = 0.35, 1.3       # ASSUMPTION: 28 nm HPM-class threshold; alpha 1.2-1.4 for short-channel devices
 # ASSUMPTION: clock each part reaches at V_NOM. Logic: a 16-bit add-and-shift stage in 28 nm (~1 GHz);
 # SRAM: hp cells ~1 GHz, lstp (high-Vt) cells ~2.5x slower access, the CACTI hp/lstp access-time ratio.
@@ -85,17 +92,16 @@ def _speed(v):
     return (v - VTH) ** ALPHA / v
 
 
-_V_TABLE = np.linspace(V_MIN, V_MAX, 401)
+_V_TABLE = np.linspace(V_FLOOR, V_MAX, 551)
 _SPEED_TABLE = _speed(_V_TABLE) / _speed(V_NOM)   # f_max(V) / f_max(V_NOM), increasing in V
 
 
-def supply_v(clock_mhz, hp):
-    """The lowest supply in [V_MIN, V_MAX] at which logic and the SRAM cells reach ``clock_mhz``;
-    NaN above what V_MAX reaches (an infeasible clock)."""
+def needed_v(clock_mhz, hp):
+    """The lowest supply (>= V_FLOOR) at which logic and the SRAM cells reach ``clock_mhz``; NaN above what
+    V_MAX reaches (an infeasible clock). A derived operating point takes max(this, V_MIN)."""
     sram = np.where(hp, F_NOM_MHZ["hp"], F_NOM_MHZ["lstp"])
     need = np.maximum(clock_mhz / F_NOM_MHZ["logic"], clock_mhz / sram)
-    v = np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_MIN, right=np.nan)
-    return np.where(need > _SPEED_TABLE[-1], np.nan, v)
+    return np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_FLOOR, right=np.nan)
 
 
 @functools.cache
@@ -124,24 +130,38 @@ def _loglog_table(table):
     return np.concatenate([[far[0]], lx, [far[1]]]), np.concatenate([[lo], ly, [hi]])
 
 
-_READ, _AREA = _loglog_table(CACTI_READ_PJ), _loglog_table(CACTI_AREA_MM2)
-_LEAK = {cell: _loglog_table(CACTI_LEAK_MW[cell]) for cell in CACTI_LEAK_MW}
+# One knot table for the four CACTI curves (read, lstp leakage, hp leakage, area): a bank size is located once
+# (``sram_macro``) and every curve is read at that place.
+_CURVES = [_loglog_table(t) for t in (CACTI_READ_PJ, CACTI_LEAK_MW["lstp"], CACTI_LEAK_MW["hp"], CACTI_AREA_MM2)]
+_KNOTS = _CURVES[0][0]
+_ICEPT = np.array([ly[:-1] for _, ly in _CURVES])                              # (curve, segment)
+_SLOPE = np.array([np.diff(ly) / np.diff(_KNOTS) for _, ly in _CURVES])
+_TO_28NM = np.array([CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, CACTI_AREA_TO_28NM])
 
 
-def _loglog(kib, knots):
-    return np.exp(np.interp(np.log(np.maximum(kib, 1e-9)), *knots))
+def sram_macro(bank_kib):
+    """One bank of ``bank_kib`` at 28 nm, 0.9 V: (pJ per 64-bit access, leakage W with lstp cells, with hp
+    cells, area mm^2), each shaped like ``bank_kib``; piecewise power laws through the CACTI points."""
+    lk = np.log(np.maximum(bank_kib, 1e-9))
+    seg = np.minimum(np.maximum(_KNOTS.searchsorted(lk) - 1, 0), len(_KNOTS) - 2)
+    values = np.exp(_ICEPT[:, seg] + _SLOPE[:, seg] * (lk - _KNOTS[seg]))
+    return values * _TO_28NM.reshape((4,) + (1,) * np.ndim(lk))
+
+
+def width_factor(width_bits):
+    """An access of ``width_bits`` relative to a 64-bit one: a fixed part plus a per-bit part."""
+    return SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS
 
 
 def sram_access_pj(bank_kib, width_bits):
-    """One access of ``width_bits`` to a bank of ``bank_kib``: a fixed part plus a per-bit part, 28 nm, 0.9 V."""
-    e64 = _loglog(bank_kib, _READ) * CACTI_TO_28NM
-    return e64 * (SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS)
+    """One access of ``width_bits`` to a bank of ``bank_kib``, 28 nm, 0.9 V."""
+    return sram_macro(bank_kib)[0] * width_factor(width_bits)
 
 
 def sram_leak_w(bank_kib, banks, hp):
-    mw = np.where(hp, _loglog(bank_kib, _LEAK["hp"]), _loglog(bank_kib, _LEAK["lstp"]))
-    return np.where(bank_kib > 0, mw * banks, 0.0) * 1e-3 * CACTI_TO_28NM
+    _, lstp, hpw, _ = sram_macro(bank_kib)
+    return np.where(bank_kib > 0, np.where(hp, hpw, lstp) * banks, 0.0)
 
 
 def sram_area_mm2(bank_kib, banks):
-    return np.where(bank_kib > 0, _loglog(bank_kib, _AREA) * banks, 0.0) * CACTI_AREA_TO_28NM
+    return np.where(bank_kib > 0, sram_macro(bank_kib)[3] * banks, 0.0)

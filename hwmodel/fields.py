@@ -123,7 +123,15 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     F("accumulator_bits", "int", "bit", "Vmem width; 0 = the derived minimum (see Datapath)"),
     F("neuron_word_bits", "int", "bit", "neuron state an SOP reads and writes back; below the Vmem width: the Vmem "
       "width (this design keeps only the potential)"),
+    F("synapse_word_bits", "int", "bit", "weight-memory word an SOP reads; 0: weights sit in PE registers, reloaded "
+      "per round (this design); a crossbar core (ODIN) reads its synapse word from SRAM on every SOP"),
+    F("cycles_per_sop", "int", "cycle", "cycles a PE spends per SOP: 2 for a single-port neuron memory (read, then "
+      "write back)", low=1),
     F("clock_mhz", "float", "MHz", "clock; sets the supply voltage through the V-f relation", positive=True),
+    F("supply_v", "float", "V", "published supply; 0: the lowest the V-f relation allows (>= 0.6 V); a supply "
+      "below what the clock needs is infeasible", high=1.0),
+    F("frame_us", "float", "us", "period per inference (frame or tick); the chip leaks over it when it is longer "
+      "than the compute time; 0: back to back"),
     F("tech_nm", "float", "nm", "technology node (energy x (node/28)^1.5, area x (node/28)^2)", low=7.0,
       high=180.0),
     F("dram", "choice", "", "off-chip memory (pJ/bit and bandwidth in ert.DRAM)",

@@ -49,6 +49,14 @@ class LayerTable:
     pixel: np.ndarray        # first layer fed with multi-bit pixels
     readout: np.ndarray      # last layer: read out as membrane potential
     pinned_before: np.ndarray  # weights of this layer and every smaller one (smallest-first pinning order)
+    addr_in: np.ndarray      # address bits of an input event (0 for a pixel layer: pixels are not events)
+    addr_out: np.ndarray     # address bits of an output event
+    row_neurons: np.ndarray  # C_in x W_in x K: the input events of a kernel-high row
+    max_addr: float          # widest event address of any layer
+    fire_out: np.ndarray     # output neurons that fire (weighted layers but the read-out one)
+    pool_in: np.ndarray      # input spikes a max-pool compares
+    vmem_init: np.ndarray    # Vmem accesses per layer outside SOPs: init write + fire read per output neuron
+    any_pixel: bool          # some layer reads 8-bit pixels
     max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
 
 
@@ -70,9 +78,16 @@ def layer_table(wl: Workload) -> LayerTable:
     pinned_before = np.empty_like(weights)
     pinned_before[order] = np.cumsum(weights[order])
     fanin = np.where(weighted, cols[2] * cols[4], 1.0)
+    pixel = cols[13].astype(bool)
     return LayerTable(tuple(layer.name for layer in wl.layers), weighted, cols[1].astype(bool),
-                      *[c.astype(float) for c in cols[2:13]], cols[13].astype(bool), cols[14].astype(bool),
-                      np.where(weighted, pinned_before, 0.0), float(fanin.max()))
+                      *[c.astype(float) for c in cols[2:13]], pixel, cols[14].astype(bool),
+                      np.where(weighted, pinned_before, 0.0), np.where(pixel, 0.0, _ceil_log2(cols[7])),
+                      _ceil_log2(cols[8]), cols[2] * cols[5] * np.sqrt(cols[4]),
+                      float(max(np.where(pixel, 0.0, _ceil_log2(cols[7])).max(), _ceil_log2(cols[8]).max())),
+                      np.where(weighted & ~cols[14].astype(bool), cols[8], 0.0).astype(float),
+                      np.where(cols[1].astype(bool), spikes, 0.0).astype(float),
+                      np.where(weighted, 2.0 * cols[8], 0.0).astype(float),
+                      bool(pixel.any()), float(fanin.max()))
 
 
 def _ceil_log2(x):
@@ -91,7 +106,8 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
              detail: bool = False) -> dict:
     """The model. ``f``: arch fields as broadcastable arrays (choice fields as their index in fields.py).
 
-    Returns ``energy_pj`` (term -> per-layer pJ per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS,
+    Returns ``energy_pj`` (term -> per-layer pJ per inference, costs.NAMES order), ``latency`` (costs.LATENCY_PARTS;
+    without ``exact`` only their sum,
     per-layer s for the batch), ``area`` (costs.AREA_PARTS, mm^2), ``sops``, ``feasible``. ``exact`` stacks
     and rounds the breakdowns so that every sum of them is exact (the Report).
     """
@@ -117,10 +133,13 @@ def _evaluate(f, t, cal, exact, detail):
     w = t.weighted
 
     # --- operating point: the supply the clock needs; dynamic energy ~ V^2, leakage ~ V -----------------
-    volts = ert.supply_v(x["clock_mhz"], hp)          # NaN: the clock is out of reach (infeasible, below)
+    need_v = ert.needed_v(x["clock_mhz"], hp)         # NaN: the clock is out of reach (infeasible, below)
+    published_v = x["supply_v"] > 0                   # a chip's published supply, checked against its clock
+    volts = np.where(published_v, x["supply_v"], np.maximum(need_v, ert.V_MIN))
     priced_v = np.where(np.isnan(volts), ert.V_MAX, volts)
-    dyn = (priced_v / ert.V_NOM) ** 2 * ert.tech_energy_scale(x["tech_nm"])
-    leak_scale = priced_v / ert.V_NOM * ert.tech_energy_scale(x["tech_nm"])
+    node = ert.tech_energy_scale(x["tech_nm"])
+    dyn = (priced_v / ert.V_NOM) ** 2 * node
+    leak_scale = priced_v / ert.V_NOM * node
     logic, sram = cal["logic_scale"] * dyn, cal["sram_scale"] * dyn
 
     # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
@@ -144,7 +163,7 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
     filter_bits = t.cin * t.k2 * wb
-    vmap_bits = t.out_hw * word * batch                          # a channel's potentials for the whole batch
+    vmap_bits = t.out_hw * (word * batch)                         # a channel's potentials for the whole batch
     per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
     passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
@@ -155,10 +174,11 @@ def _evaluate(f, t, cal, exact, detail):
     banks_w = _pow2_banks(cols, x["weight_sram_kib"])           # one 64-bit bank per PE column
 
     # --- spikes: event = neuron address + spike time; pixels are 8-bit values ------------------------------
-    word_in = np.where(t.pixel, float(ert.PIXEL_BITS), _ceil_log2(t.in_neurons) + time_bits)
-    word_out = _ceil_log2(t.out_neurons) + time_bits
+    word_in = np.where(t.pixel, float(ert.PIXEL_BITS), t.addr_in + time_bits)
+    word_out = t.addr_out + time_bits
     spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
     read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
+    event_bits = read_bits + write_bits
     need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
     spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
 
@@ -168,9 +188,12 @@ def _evaluate(f, t, cal, exact, detail):
                       acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
                       + exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
     a_pe = pe * pe_um2 * 1e-6 * ascale
-    a_w = ert.sram_area_mm2(x["weight_sram_kib"] / banks_w, banks_w) * ascale
-    a_v = ert.sram_area_mm2(x["vmem_sram_kib"] / banks_v, banks_v) * ascale
-    a_s = ert.sram_area_mm2(x["spike_sram_kib"], 1.0) * ascale
+    # each SRAM's bank: (pJ per 64-bit access, lstp leakage W, hp leakage W, area mm^2); a 0 KiB SRAM is absent
+    mac_w, mac_v, mac_s = (ert.sram_macro(kib) for kib in (x["weight_sram_kib"] / banks_w,
+                                                             x["vmem_sram_kib"] / banks_v, x["spike_sram_kib"]))
+    a_w = np.where(cap_w > 0, mac_w[3] * banks_w, 0.0) * ascale
+    a_v = np.where(cap_v > 0, mac_v[3] * banks_v, 0.0) * ascale
+    a_s = np.where(cap_s > 0, mac_s[3], 0.0) * ascale
     areas = [a_pe, a_w, a_v, a_s]
     areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
     side_pe = np.sqrt(a_pe)
@@ -179,69 +202,89 @@ def _evaluate(f, t, cal, exact, detail):
     sops = np.where(w, t.s_in * t.fanout, 0.0)
     sop_pj = np.where(int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
                       ert.ADD_PJ_PER_BIT * (exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
-    fire_outputs = np.where(w & ~t.readout, t.out_neurons, 0.0)
     fire_cmp_bits = np.where(lod, acc * (1.0 + (k > 1)), steps * acc)
-    stream_share = np.where(streamed, 1.0, 0.0)
-    w_words = w_bits / ert.CACTI_WIDTH_BITS / batch              # per inference
+    w_words = np.where(streamed, w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / batch)   # streamed, per inference
     # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
+    # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
-    w_read_bits = np.where(w, np.where(rounds > 1, spike_reads * busy * wb, w_bits / batch), 0.0)
+    syn = x["synapse_word_bits"]
+    w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
-    vmem_access = ert.sram_access_pj(x["vmem_sram_kib"] / banks_v, word)
+    if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
+        w_read_bits = np.where(syn > 0, sops * syn, w_read_bits)
+        w_width = np.where(syn > 0, syn, w_width)
+    vmem_access = mac_v[0] * ert.width_factor(word)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
-    wire_mm_bits = (spike_reads * word_in * side_pe * (1.0 + rows)
-                    + sops * 2.0 * word * 0.5 * (side_pe + np.sqrt(a_v))
-                    + w_read_bits * 0.5 * (side_pe + np.sqrt(a_w)))
-    dram_bits = np.where(no_dram, 0.0, stream_share * w_bits / batch + spill * (read_bits + write_bits)
+    wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
+                    + sops * (word * (side_pe + np.sqrt(a_v)))
+                    + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
+    dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
 
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
     cycle_s = 1e-6 / x["clock_mhz"]
-    c_compute = np.where(w, spike_reads, np.ceil(t.s_in / pe_safe))
+    cps = x["cycles_per_sop"]
+    c_compute = np.where(w, spike_reads * cps if (cps != 1).any() else spike_reads, np.ceil(t.s_in / pe_safe))
     c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
     bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
-    c_memory = np.maximum(dram_bits / bits_per_cycle, w_read_bits / w_width / banks_w)
+    w_reads = w_read_bits / w_width                             # weight-SRAM accesses
+    c_memory = np.maximum(dram_bits / bits_per_cycle, w_reads * (1.0 / banks_w))
     c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
     c_fire = np.where(w & ~t.readout, np.where(lod, 1.0, steps) * np.ceil(t.out_neurons / pe_safe), 0.0)
     cycles = c_compute + c_bank + c_stall + c_fire
-    lat = [c * cycle_s * batch for c in (c_compute, c_bank, c_stall, c_fire)]
-    if exact:
-        lat = list(np.moveaxis(quantize(np.stack(np.broadcast_arrays(*lat), axis=-1)), -1, 0))
-    image_s = cycles * cycle_s                                  # the chip's time per inference (leakage)
+    # the latency parts for the report; only their sum for the vectorized totals
+    lat = [c * (cycle_s * batch) for c in (c_compute, c_bank, c_stall, c_fire)] if exact else [cycles * (cycle_s * batch)]
+    # the chip leaks over its time per inference, or over the whole frame (tick) when that is longer: the
+    # idle rest of the frame is shared among the layers in proportion to their time
+    image_s = cycles * cycle_s
+    frame = x["frame_us"]
+    leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if (frame > 0).any() \
+        else image_s
 
     flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
+    # control outside the PEs: address and data registers at every SRAM port, clocked every cycle (the spike
+    # SRAM's port is as wide as the widest event of any layer)
+    spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
+    w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
+    port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
+                  + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
+                  + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
-    leak_sram_w = (ert.sram_leak_w(x["weight_sram_kib"] / banks_w, banks_w, hp)
-                   + ert.sram_leak_w(x["vmem_sram_kib"] / banks_v, banks_v, hp)
-                   + ert.sram_leak_w(x["spike_sram_kib"], 1.0, hp)) * leak_scale
+    leak_sram_w = (np.where(cap_w > 0, np.where(hp, mac_w[2], mac_w[1]) * banks_w, 0.0)
+                   + np.where(cap_v > 0, np.where(hp, mac_v[2], mac_v[1]) * banks_v, 0.0)
+                   + np.where(cap_s > 0, np.where(hp, mac_s[2], mac_s[1]), 0.0)) * leak_scale
     leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
+    # config-only factors are multiplied first, so each term costs as few config x layer operations as it can
     pj = {
-        "datapath": logic * sops * sop_pj,
-        "weight_register": logic * sops * wb * ert.REG_PJ_PER_BIT,
-        "fire": logic * fire_outputs * fire_cmp_bits * ert.CMP_PJ_PER_BIT,
-        "pool": logic * np.where(t.is_max, t.s_in, 0.0) * time_bits * ert.CMP_PJ_PER_BIT,
-        "vmem_sram": sram * np.where(w, sops * 2.0 + t.out_neurons * 2.0, 0.0) * vmem_access,
-        "weight_sram": sram * (w_read_bits / w_width * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, w_width)
-                               + stream_share * w_words * ert.sram_access_pj(x["weight_sram_kib"] / banks_w, 64.0)),
-        "spike_sram": sram * (1.0 - spill) * (spike_reads * ert.sram_access_pj(x["spike_sram_kib"], word_in)
-                                              + t.s_out * ert.sram_access_pj(x["spike_sram_kib"], word_out)),
-        "wire": dyn / ert.tech_energy_scale(x["tech_nm"]) * ert.WIRE_PJ_PER_BIT_MM * wire_mm_bits,
-        "clock": dyn * cycles * flops * ert.CLOCK_PJ_PER_FLOP,
-        "leakage_sram": leak_sram_w * image_s * 1e12,
-        "leakage_logic": leak_logic_w * image_s * 1e12,
+        "datapath": sops * (logic * sop_pj),
+        "weight_register": sops * (logic * wb * ert.REG_PJ_PER_BIT),
+        "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
+        "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
+        "vmem_sram": (sops * 2.0 + t.vmem_init) * (sram * vmem_access),
+        # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
+        # an access of b bits = fixed part + b x per-bit part of a 64-bit one (ert.width_factor), summed over
+        # accesses; streamed weights are written in 64-bit words
+        "weight_sram": (w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
+                        + w_words) * (sram * mac_w[0]),
+        "spike_sram": ((spike_reads + t.s_out) * ert.SRAM_FIXED_FRAC
+                       + event_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)) * ((1.0 - spill) * (sram * mac_s[0])),
+        "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
+        "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),
+        "control_clock": cycles * (dyn * port_flops * ert.CLOCK_PJ_PER_FLOP),
+        "leakage_sram": leak_s * (leak_sram_w * 1e12),
+        "leakage_logic": leak_s * (leak_logic_w * 1e12),
         "dram": dram_bits * DRAM_PJ[dram_i],
     }
     energy = [pj[name] for name in costs.NAMES]
     areas = [a[..., 0] for a in areas]
-    sops = sops + np.zeros_like(steps)            # a config axis even when only workload arrays vary
-    shape = np.broadcast_shapes(*(e.shape for e in energy), sops.shape)
+    shape = np.broadcast_shapes(*(e.shape for e in energy))   # config axes and the layer axis
     if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
-        energy = np.stack([np.broadcast_to(e, shape) for e in energy], axis=-1)   # quantized in J by the Report
-        lat = np.stack([np.broadcast_to(v, shape) for v in lat], axis=-1)
-        area = quantize(np.stack(np.broadcast_arrays(*areas), axis=-1)[..., None, :])[..., 0, :]
-        sops = quantize(np.broadcast_to(sops, shape)[..., None])[..., 0]
+        energy = _stack(energy, shape)            # quantized in J by the Report
+        lat = quantize(_stack(lat, shape))
+        area = quantize(_stack(areas, shape[:-1])[..., None, :])[..., 0, :]
+        sops = quantize(_stack([sops], shape))[..., 0]
     else:
         area = areas
 
@@ -251,20 +294,23 @@ def _evaluate(f, t, cal, exact, detail):
         "weight_bits < 2 leaves no exponent bit": wb[..., 0] < 2,
         "accumulator_bits below the width T, k, weight bits and fan-in need":
             (x["accumulator_bits"] > 0)[..., 0] & (acc < acc_min)[..., 0],
-        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(volts[..., 0]),
+        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(need_v[..., 0]),
+        "supply_v below what clock_mhz needs with these SRAM cells":
+            (published_v & (x["supply_v"] < need_v - 1e-9))[..., 0],
     }
     layer_checks = {
         "dram none, but these weights do not fit the weight SRAM": no_dram & streamed,
         "dram none, but these spike events overflow the spike SRAM": no_dram & (spill > 0),
         "weight SRAM smaller than one output channel's filter": streamed & (stream_cap < filter_bits),
         "Vmem SRAM smaller than one output channel's potentials (x batch)": w & (cap_v < vmap_bits),
-        "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.cin * t.in_w
-        * np.sqrt(t.k2),
+        "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.row_neurons,
     }
-    feasible = ~np.logical_or.reduce([np.broadcast_to(c, shape[:-1]) for c in checks.values()]
-                                     + [np.broadcast_to(c.any(axis=-1), shape[:-1]) for c in layer_checks.values()])
-    out = {"energy_pj": energy, "latency": lat, "area": area, "sops": np.broadcast_to(sops, shape),
-           "feasible": feasible}
+    infeasible = np.zeros(shape[:-1], dtype=bool)
+    for flag in checks.values():
+        infeasible |= flag
+    for flags in layer_checks.values():
+        infeasible |= flags.any(axis=-1)
+    out = {"energy_pj": energy, "latency": lat, "area": area, "sops": sops, "feasible": ~infeasible}
     if detail:
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
                    dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
@@ -273,7 +319,17 @@ def _evaluate(f, t, cal, exact, detail):
     return out
 
 
+def _stack(arrays, shape: tuple[int, ...]) -> np.ndarray:
+    """``arrays`` broadcast to ``shape`` and stacked on a new last axis (one allocation, C-level broadcasting)."""
+    out = np.empty(shape + (len(arrays),))
+    for i, a in enumerate(arrays):
+        out[..., i] = a
+    return out
+
+
+@functools.lru_cache(maxsize=256)   # Arch is frozen and hashable: a search reprices the same presets
 def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
+    """The arch's fields as 0-d float arrays (choices as their index). Cached: callers must not mutate it."""
     out = {}
     for name, spec in fields.FIELDS.items():
         value = getattr(arch, name)
@@ -282,7 +338,7 @@ def arch_fields(arch: Arch) -> dict[str, np.ndarray]:
 
 
 def field_arrays(arch: Arch, changes: dict) -> dict[str, np.ndarray]:
-    values = arch_fields(arch)
+    values = dict(arch_fields(arch))
     values.update({name: fields.check_array(name, value) for name, value in changes.items()})
     np.broadcast_shapes(*(v.shape for v in values.values()))   # fail early on incompatible shapes
     return values   # unvaried fields stay 0-d: the model then computes them once, not per config

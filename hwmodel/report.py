@@ -119,11 +119,10 @@ def estimate(arch: Arch, workload: Workload) -> Report:
         arch=arch, workload=workload.name, feasible=not reasons, reasons=tuple(reasons),
         energy_j=float(energy.sum()), latency_s=float(latency.sum()), area_mm2=float(out["area"].sum()),
         sops=float(out["sops"].sum()), layers=table.names,
-        energy_breakdown={n: dict(zip(costs.NAMES, map(float, energy[i]))) for i, n in enumerate(table.names)},
-        latency_breakdown={n: dict(zip(costs.LATENCY_PARTS, map(float, latency[i])))
-                           for i, n in enumerate(table.names)},
-        area_breakdown=dict(zip(costs.AREA_PARTS, map(float, out["area"]))),
-        layer_sops={n: float(s) for n, s in zip(table.names, out["sops"])}, operating_point=op)
+        energy_breakdown={n: dict(zip(costs.NAMES, row)) for n, row in zip(table.names, energy.tolist())},
+        latency_breakdown={n: dict(zip(costs.LATENCY_PARTS, row)) for n, row in zip(table.names, latency.tolist())},
+        area_breakdown=dict(zip(costs.AREA_PARTS, out["area"].tolist())),
+        layer_sops=dict(zip(table.names, out["sops"].tolist())), operating_point=op)
 
 
 def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, np.ndarray]:

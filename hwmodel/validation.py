@@ -23,15 +23,16 @@ class Target:
     published: float
     tolerance: float       # model / published must lie in [1 / (1 + tol), 1 + tol]
     source: str
+    documented_miss: float | None = None   # a target the model misses: its ratio, as docs/hwmodel.md states it
 
 
 TARGETS = (
     Target("Lew et al. DAC 2022 (the paper)", "paper", "vgg16-cifar10", "chip_energy_j", 486.7e-6, 0.05,
            "arXiv 2208.04494 abstract: VGG-16 / CIFAR-10, 28 nm, 486.7 uJ per inference (calibrated)"),
     Target("ODIN (Frenkel et al. 2019)", "odin", "crossbar256.yaml", "chip_pj_per_sop", 12.7, 1.0,  # a factor of 2
-           "IEEE TBioCAS 2019 / arXiv 1804.07858: 28 nm FDSOI, 12.7 pJ/SOP minimum at 0.55 V"),
-    Target("TrueNorth (Merolla et al. 2014)", "truenorth", "crossbar256.yaml", "chip_pj_per_sop", 26.0, 1.0,  # a factor of 2
-           "Science 345:668 (2014): 28 nm, 26 pJ per synaptic event at 0.775 V (whole chip)"),
+           "IEEE TBioCAS 2019 / arXiv 1804.07858: 28 nm FDSOI, 12.7 pJ/SOP minimum at 0.55 V, 75 MHz", 0.495),
+    Target("TrueNorth (Merolla et al. 2014)", "truenorth", "truenorth_tick.yaml", "chip_pj_per_sop", 26.0, 1.0,  # a factor of 2
+           "Science 345:668 (2014): 28 nm, 26 pJ per synaptic event at 0.775 V, 1 kHz tick, 20 Hz, 128 synapses", 0.438),
 )
 
 
@@ -49,5 +50,6 @@ def table() -> list[dict]:
         ratio = value / t.published
         rows.append({"target": t.name, "preset": t.preset, "workload": t.workload, "metric": t.metric,
                      "published": t.published, "model": value, "ratio": ratio, "tolerance": t.tolerance,
-                     "within": 1 / (1 + t.tolerance) <= ratio <= 1 + t.tolerance, "source": t.source})
+                     "within": 1 / (1 + t.tolerance) <= ratio <= 1 + t.tolerance, "source": t.source,
+                     "documented_miss": t.documented_miss is not None})
     return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +40,10 @@ def test_faster_clock_costs_energy_through_the_supply():
     many = hwmodel.estimate_many(PAPER, C10, clock_mhz=np.array([100.0, 200, 300, 400]))
     assert np.all(np.diff(many["latency_s"]) < 0)
     assert many["energy_chip_j"][1] < many["energy_chip_j"][2] < many["energy_chip_j"][3]
-    assert ert.supply_v(400.0, False) == pytest.approx(ert.V_NOM, abs=2e-3)
-    assert ert.supply_v(200.0, False) == ert.V_MIN
-    assert ert.supply_v(400.0, True) == ert.V_MIN          # hp cells buy the speed back
-    assert np.isnan(ert.supply_v(600.0, False))            # lstp cells cannot reach 600 MHz at 1.0 V
+    assert np.maximum(ert.needed_v(400.0, False), ert.V_MIN) == pytest.approx(ert.V_NOM, abs=2e-3)
+    assert np.maximum(ert.needed_v(200.0, False), ert.V_MIN) == ert.V_MIN
+    assert np.maximum(ert.needed_v(400.0, True), ert.V_MIN) == ert.V_MIN          # hp cells buy the speed back
+    assert np.isnan(np.maximum(ert.needed_v(600.0, False), ert.V_MIN))            # lstp cells cannot reach 600 MHz at 1.0 V
     assert not hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=600), C10).feasible
 
 
@@ -117,11 +119,32 @@ def test_builtins_carry_the_committed_measurement():
 
 @pytest.mark.parametrize("target", validation.TARGETS, ids=lambda t: t.preset)
 def test_validation_target(target):
-    if target.preset == "odin":
-        pytest.xfail("known gap: ~0.46x ODIN's 12.7 pJ/SOP with its 128-bit neuron word; its 32-bit synapse word, "
-                     "2-cycle single-port SOP, control and clock tree are not modelled (docs/hwmodel.md)")
+    """A target passes within its tolerance, or is a documented miss: then its ratio is the one docs/hwmodel.md
+    states (so that no change of the model moves it unnoticed) and it does not count as validation."""
     ratio = validation.model_value(target) / target.published
-    assert 1 / (1 + target.tolerance) <= ratio <= 1 + target.tolerance
+    within = 1 / (1 + target.tolerance) <= ratio <= 1 + target.tolerance
+    if target.documented_miss is None:
+        assert within
+    else:
+        assert not within and ratio == pytest.approx(target.documented_miss, abs=0.005)
+
+
+def test_published_operating_points():
+    """Published supply, cycles per SOP, synapse word and frame are priced as stated (hand-checked ratios)."""
+    odin = hwmodel.load_arch("odin")
+    xbar = hwmodel.load_workload(str(Path(hwmodel.__file__).parent / "workloads/crossbar256.yaml"))
+    base = hwmodel.estimate(odin, xbar)
+    assert base.feasible and base.operating_point["supply_v"] == 0.55
+    # 0.55 V cannot run 200 MHz with lstp cells: a published supply below the clock's need is infeasible
+    assert not hwmodel.estimate(dataclasses.replace(odin, clock_mhz=200.0), xbar).feasible
+    one = hwmodel.estimate(dataclasses.replace(odin, cycles_per_sop=1), xbar)
+    assert base.latency_breakdown["core"]["compute"] == 2 * one.latency_breakdown["core"]["compute"]
+    # the leakage of a frame 10x the compute time is 10x the leakage of back-to-back inferences
+    framed = hwmodel.estimate(dataclasses.replace(odin, frame_us=base.latency_s * 1e7), xbar)
+    assert framed.energy_by_term["leakage_sram"] == pytest.approx(10 * base.energy_by_term["leakage_sram"], rel=1e-9)
+    # no synapse word: the weight SRAM is read once per round of registers instead of once per SOP
+    regs = hwmodel.estimate(dataclasses.replace(odin, synapse_word_bits=0), xbar)
+    assert regs.energy_by_term["weight_sram"] < base.energy_by_term["weight_sram"]
 
 
 def test_docs_carry_the_generated_field_table():
