@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         else:
             p.add_argument(flag, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=None,
                            help=f"(default: {f.default})")
-    p.add_argument("--out", type=Path, default=Path("results/train"),
+    p.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="output directory; a killed training re-run with the same --out and spec resumes there")
     p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
                    help="compile CAT's elementwise passes (same numbers; default: on for trainings of 1000+ steps)")

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     s.add_argument("--address", type=flags.address, help="Ray cluster address (default: $RAY_ADDRESS, else a private local instance)")
     s.add_argument("--n-trials", type=flags.positive_int, help="total completed trials wanted, earlier runs included")
     s.add_argument("--timeout", type=flags.seconds, help="stop submitting trials after this many seconds")
-    s.add_argument("--results-dir", type=Path, default=Path("results"), help="study outputs go to RESULTS_DIR/<study>")
+    s.add_argument("--results-dir", type=Path, default=Path("runs"),
+                   help="study outputs go to RESULTS_DIR/<study> (default: runs; results/ holds the curated examples)")
     s.add_argument("--resume", action="store_true", help="continue the study in the results directory")
     s.add_argument("--storage", help="Optuna storage URL or journal file (default: SQLite in the study directory)")
     s.add_argument("--data-dir", help="dataset directory (default: $DSE_DATA_DIR or ~/.cache/dse/data)")
