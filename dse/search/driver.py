@@ -265,7 +265,7 @@ def _error_line(exc: BaseException) -> str:
 class Progress:
     def __init__(self, enabled: bool, target: int):
         self.enabled, self.target, self.start = enabled, target, time.monotonic()
-        self.done = self.failed = self.cached = 0
+        self.done = self.failed = self.cached = self.earlier = 0
         self.tty = enabled and sys.stderr.isatty()
 
     def show(self, running: int, pareto, final: bool = False) -> None:
@@ -274,10 +274,16 @@ class Progress:
             return
         pareto = pareto()
         elapsed = time.monotonic() - self.start
+        fresh = self.done - self.earlier  # finished in this run: the rate the ETA extrapolates
+        eta = f"  eta {_clock(elapsed / fresh * (self.target - self.done))}" if fresh and not final else ""
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
-                f"cached {self.cached}  pareto {pareto}  {int(elapsed // 60):02d}:{int(elapsed % 60):02d}")
+                f"cached {self.cached}  pareto {pareto}  {_clock(elapsed)}{eta}")
         end = "\n" if final or not self.tty else ""
         print(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else ""), end=end, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
 def _pareto_size(study: optuna.Study) -> int:
@@ -353,7 +359,7 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
     progress = Progress(opts.progress, target)
     done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
-    progress.done = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
+    progress.done = progress.earlier = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
     inflight: dict = {}  # ObjectRef -> optuna.Trial
     followers: dict = {}  # ObjectRef -> trials that asked for the same design meanwhile
     running: dict = {}  # design key -> ObjectRef
