@@ -220,7 +220,7 @@ def _plot_front(space: SearchSpace, designs: list[Design], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter
+    from matplotlib.ticker import EngFormatter, LogLocator
 
     views = _views(designs) or [("energy", "energy")]
     fig, axes = plt.subplots(1, len(views), figsize=(5.5 * len(views), 4.6), squeeze=False)
@@ -241,8 +241,11 @@ def _plot_front(space: SearchSpace, designs: list[Design], path: Path) -> None:
             ax.scatter([units.to_si("energy", PAPER_POINT["energy"])], [PAPER_POINT["accuracy"]], marker="*", s=220,
                        c="gold", edgecolors="k", label="Lew et al. 2022 (VGG-16, 28 nm)")
         ax.set_xscale("log")
-        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # a narrow range has minor ticks only
-            axis(EngFormatter(unit="J"))
+        xs = [x for x, _ in ok + bad]
+        if xs and max(xs) > 10 * min(xs):  # over a decade: label 1, 2 and 5 of each decade
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_major_formatter(EngFormatter(unit="J"))
+        ax.xaxis.set_minor_formatter(EngFormatter(unit="J"))
         if metric in ("latency", "area") and ok and max(y for _, y in ok) > 20 * min(y for _, y in ok):
             ax.set_yscale("log")
         if metric == "latency":
