@@ -91,3 +91,17 @@ def test_the_papers_chip_is_drawn_on_the_papers_studies_only(tmp_path, dataset, 
     assert f"{model} on {dataset}" in html and "energy per inference (J)" in html
     assert "trial 3\\u003cbr\\u003eweight_bits = 4" in html  # the hover label of a point
     assert files["pareto.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_status_takes_the_space_file_or_the_study_directory_and_prints_people_units(tmp_path, capsys) -> None:
+    from dse.cli import main
+
+    directory = tmp_path / "runs" / "ex"
+    directory.mkdir(parents=True)
+    _study(directory)  # space.yaml and study.db in the study directory, as dse search leaves them
+    assert main(["status", str(directory / "space.yaml"), "--results-dir", str(tmp_path / "runs")]) == 0
+    by_file = capsys.readouterr().out
+    assert main(["status", str(directory)]) == 0
+    assert capsys.readouterr().out == by_file
+    assert "study ex: 5 trials: 5 complete" in by_file
+    assert "80.0 %" in by_file and "500 nJ" in by_file and "50.0 uJ" in by_file  # 0.5 uJ and 50 uJ, auto-scaled

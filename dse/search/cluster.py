@@ -84,6 +84,8 @@ def join(address: str, log: Path):
         else:
             why = f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {AUTH_HELP}"
         raise UserError(f"--address {address}: cannot join the Ray cluster: {why} (Ray's log: {log})") from None
+    if log.stat().st_size == 0:  # a quiet join leaves no empty file behind
+        log.unlink()
     return ray
 
 
