@@ -23,6 +23,15 @@ SHAPES = {"cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "tiny-imagenet": (3,
 
 
 @dataclass(frozen=True)
+class _Shape:
+    """What ``build_for`` reads of a dataset."""
+
+    num_classes: int
+    in_channels: int
+    input_size: int
+
+
+@dataclass(frozen=True)
 class Plan:
     trials: int
     trainings: int  # distinct networks at most, over every training workload
@@ -56,20 +65,17 @@ def _largest(space: SearchSpace, train: dict) -> dict:
 
 
 def measure_epoch_seconds(train: dict, device: str = "auto", steps: int = 3) -> tuple[float, str]:
-    """Seconds per training epoch of this network, from ``steps`` timed steps after one warm-up step."""
+    """Seconds per training epoch of this network: the median of at least ``steps`` timed steps (a second
+    of them for small networks) after three warm-up steps, times the steps of an epoch."""
     import torch
     import torch.nn.functional as F
 
-    from dse.models import build_model
-    from dse.train import resolve_device
+    from dse.train import build_for, resolve_device
 
     spec = TrainSpec.from_dict(train, where="plan")
     channels, size, classes = SHAPES[spec.dataset]
     dev = resolve_device(device)
-    model = build_model(spec.model, classes, channels, size, width=spec.width, activation=spec.activation,
-                        weight_bits=spec.weight_bits, time_window=spec.time_window,
-                        steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
-                        first_layer=spec.first_layer, pool=spec.pool).to(dev).train()
+    model = build_for(spec, _Shape(classes, channels, size)).to(dev).train()  # the network dse train builds
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     x = torch.rand(spec.batch_size, channels, size, size, device=dev)
     y = torch.randint(0, classes, (spec.batch_size,), device=dev)
