@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _common(e)
-    e.set_defaults(func=_evaluate, interrupted="interrupted: evaluate writes its files only at the end; nothing written")
+    e.set_defaults(func=_evaluate, interrupted="interrupted: nothing written (evaluate writes its files at the end)")
 
 
 def _common(p) -> None:

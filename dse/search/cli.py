@@ -140,7 +140,8 @@ def _status(args) -> int:
           + f" ({cached} priced from cached networks); target {space.n_trials}")
     history = hypervolume_history(space, study)
     best = front(study)
-    print(f"Pareto front: {len(best)} trials; hypervolume {history[-1][1] if history else 0.0:.3f} of the objective box")
+    fraction = history[-1][1] if history else 0.0
+    print(f"Pareto front: {len(best)} trials; hypervolume {fraction:.3f} of the objective box")
     header = ["trial", *space.objectives, *(p.name for p in space.params)]
     print("  ".join(f"{h:>14}" for h in header))
     for t in best:

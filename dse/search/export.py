@@ -137,8 +137,8 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
            "aggregate": space.aggregate, "hypervolume_fraction": history[-1][1] if history else 0.0,
            "pareto": [{"trial": t.number, "params": t.params,
                        "values": units.si_dict(dict(zip(space.objectives, t.values))),
-                       "per_workload": units.si_dict(t.user_attrs.get("per_workload")), "arch": t.user_attrs.get("arch"),
-                       "resolved": describe(space, t.params)}
+                       "per_workload": units.si_dict(t.user_attrs.get("per_workload")),
+                       "arch": t.user_attrs.get("arch"), "resolved": describe(space, t.params)}
                       for t in best]}
     write_text(files["pareto.json"], json.dumps(doc, indent=1))
     designs = distinct_designs(space, trials)
