@@ -176,9 +176,10 @@ def _sweep(args) -> int:
     import time
 
     from dse.search.sweep import sweep_study
+    from dse.units import duration
 
     space, study = _results(args)
     t0 = time.perf_counter()
     out, rows = sweep_study(space, study, args.out or args.results / "sweep.csv")
-    print(f"wrote {out}: {rows} (network, processor) points in {time.perf_counter() - t0:.2f} s")
+    print(f"wrote {out}: {rows:,} (network, processor) points in {duration(time.perf_counter() - t0)}")
     return 0
