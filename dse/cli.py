@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: study storage: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: results written so far are kept", file=sys.stderr)
+        print(getattr(args, "interrupted", "interrupted: results written so far are kept"), file=sys.stderr)
         return 130
 
 

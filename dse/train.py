@@ -25,6 +25,7 @@ from dse.data import DATASET_NAMES, Dataset, batches, load_dataset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
+from dse.progress import bar, batch_count
 from dse.snn import spike_statistics, write_spike_statistics
 from hwmodel import brief
 
@@ -182,7 +183,7 @@ def ann_logits(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor
     net = net.double() if exact else net.float()
     out = []
     with exact_kernels():
-        for x, _ in batches(split, batch_size):
+        for x, _ in bar(batches(split, batch_size), batch_count(len(split.labels), batch_size), "test ANN"):
             x = x.to(device).to(torch.float64 if exact else torch.float32) / 2**PIXEL_FRACTION_BITS
             out.append(net(x).cpu())
     return torch.cat(out)
@@ -197,7 +198,8 @@ def evaluate_snn(net: SNNNetwork, split, device, meta: dict, batch_size: int = 5
     """The closed-form SNN's output potentials (float64) on ``split`` and its spike statistics document."""
     outputs: list[torch.Tensor] = []
     with exact_kernels():
-        doc = spike_statistics(net, batches(split, batch_size), device=device, meta=meta, outputs=outputs)
+        doc = spike_statistics(net, bar(batches(split, batch_size), batch_count(len(split.labels), batch_size),
+                                        "test SNN"), device=device, meta=meta, outputs=outputs)
     return torch.cat(outputs), doc
 
 

@@ -11,6 +11,10 @@ from dse import flags
 from dse.errors import UserError
 
 
+_HELP = {"max_train_images": "train on the first N images only, 0 = all ",
+         "max_test_images": "test on the first N images only, 0 = all "}
+
+
 def register(subparsers) -> None:
     from dse.train import TrainSpec
 
@@ -24,8 +28,8 @@ def register(subparsers) -> None:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
             p.add_argument(flag, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=None,
-                           help=f"(default: {f.default})")
-    p.add_argument("--out", type=Path, default=Path("results/train"),
+                           help=_HELP.get(f.name, "") + f"(default: {f.default})")
+    p.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="output directory; a killed training re-run with the same --out and spec resumes there")
     p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
                    help="compile CAT's elementwise passes (same numbers; default: on for trainings of 1000+ steps)")
@@ -40,11 +44,12 @@ def register(subparsers) -> None:
     e.add_argument("--accumulator-bits", type=flags.positive_int, default=None,
                    help="membrane accumulator width of the event simulator (default: the --arch processor's)")
     e.add_argument("--arch", default="paper", help="processor whose accumulator width --events checks (default: paper)")
-    e.add_argument("--max-test-images", type=int, default=0)
+    e.add_argument("--max-test-images", type=int, default=0, metavar="N",
+                   help="evaluate on the first N test images only (default 0: all of them)")
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _common(e)
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=_evaluate, interrupted="interrupted: nothing written (evaluate writes its files at the end)")
 
 
 def _common(p) -> None:
@@ -105,6 +110,7 @@ def _evaluate(args) -> int:
     import torch
 
     from dse.data import batches
+    from dse.progress import bar, batch_count
     from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
     from dse.train import load_checkpoint, measure, resolve_device
 
@@ -121,7 +127,7 @@ def _evaluate(args) -> int:
         test = data.test if not spec.max_test_images else type(data.test)(
             data.test.images[:spec.max_test_images], data.test.labels[:spec.max_test_images])
         equal = overflows = 0
-        for x, _ in batches(test, 250):
+        for x, _ in bar(batches(test, 250), batch_count(len(test.labels), 250), "event-driven SNN"):
             a, _ = simulate_closed_form(net, x.to(device))
             b, rec = simulate_events(net, x.to(device), args.accumulator_bits)
             equal += int((a == b).all(1).sum())

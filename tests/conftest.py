@@ -1,5 +1,9 @@
 """Shared fixtures. Tests that need ../shared/datasets skip where it is absent (a user's clone),
-unless DSE_REQUIRE_SHARED=1 (set by .ci/run), which turns the skip into a failure."""
+unless DSE_REQUIRE_SHARED=1 (set by .ci/run), which turns the skip into a failure.
+
+The tests leave the user's home alone: HOME (Ray's ~/.ray, matplotlib's settings) and the dse cache
+(trained networks, converted datasets) point into one temporary directory, deleted at the end. Set
+DSE_CACHE_DIR to keep a cache between runs (the CIFAR-10 conversion then happens once)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,24 @@ import pytest
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
+_SCRATCH: list[str] = []
+
+
+def pytest_configure(config) -> None:
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="dse-tests-")
+    _SCRATCH.append(scratch)
+    os.environ.setdefault("DSE_CACHE_DIR", str(Path(scratch) / "cache"))
+    os.environ["HOME"] = str(Path(scratch) / "home")
+    Path(os.environ["HOME"]).mkdir()
+
+
+def pytest_unconfigure(config) -> None:
+    import shutil
+
+    for scratch in _SCRATCH:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _shared_datasets() -> Path:

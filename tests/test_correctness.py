@@ -154,7 +154,7 @@ def test_sweep_prices_exactly_the_processor_the_trial_priced_when_the_workload_f
     rows = list(csv.DictReader((directory / "sweep.csv").open()))
     for t in study.get_trials(states=[COMPLETE]):
         row = next(r for r in rows if int(r["pe_rows"]) == t.params["pe_rows"])
-        assert float(row["energy_uJ"]) == pytest.approx(t.values[1], rel=1e-12)  # +7.5 % before the fix
+        assert float(row["energy_J"]) * 1e6 == pytest.approx(t.values[1], rel=1e-12)  # +7.5 % before the fix
         assert t.user_attrs["per_workload"]["digits"]["adapted"] == {"time_window": {"processor": 8, "network": 4}}
         code, out, _ = _dse("show", str(directory), str(t.number))
         resolved = json.loads(out)["resolved"]["digits"]

@@ -57,6 +57,7 @@ def test_grid_study_front_equals_brute_force_and_exports(ray_local, tmp_path) ->
     study = run_search(space, RunOptions(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache")))
     done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(done) == 12 and len({tuple(t.params.values()) for t in done}) == 12  # the whole grid, once each
+    assert study.metric_names == ["energy (uJ)", "area (mm2)"]  # what optuna-dashboard labels its axes with
     got = {tuple(t.params[p.name] for p in space.params) for t in front(study)}
     assert got == _brute_force(space)
 

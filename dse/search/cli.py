@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     s.add_argument("--address", type=flags.address, help="Ray cluster address (default: $RAY_ADDRESS, else a private local instance)")
     s.add_argument("--n-trials", type=flags.positive_int, help="total completed trials wanted, earlier runs included")
     s.add_argument("--timeout", type=flags.seconds, help="stop submitting trials after this many seconds")
-    s.add_argument("--results-dir", type=Path, default=Path("results"), help="study outputs go to RESULTS_DIR/<study>")
+    s.add_argument("--results-dir", type=Path, default=Path("runs"),
+                   help="study outputs go to RESULTS_DIR/<study> (default: runs; results/ holds the curated examples)")
     s.add_argument("--resume", action="store_true", help="continue the study in the results directory")
     s.add_argument("--storage", help="Optuna storage URL or journal file (default: SQLite in the study directory)")
     s.add_argument("--data-dir", help="dataset directory (default: $DSE_DATA_DIR or ~/.cache/dse/data)")
@@ -25,29 +26,48 @@ def register(subparsers) -> None:
                    help="stop after N trials fail in a row (default 10; 0: never)")
     s.set_defaults(func=_search)
 
+    pl = subparsers.add_parser("plan", help="what a study will cost before it runs: trials, distinct trainings, "
+                                             "CPU/GPU-hours from a measured epoch time, trial resources against "
+                                             "the cluster's")
+    pl.add_argument("space", type=Path, help="search-space YAML")
+    pl.add_argument("--address", type=flags.address,
+                    help="a Ray cluster to check the trials' resources against (default: this machine)")
+    pl.add_argument("--epoch-seconds", type=flags.seconds, help="seconds per training epoch, instead of measuring a few "
+                                                        "steps here (e.g. measured on the cluster's GPUs)")
+    pl.add_argument("--device", type=flags.device, default="auto",
+                    help="where to measure the epoch time (default: cuda if present)")
+    pl.set_defaults(func=_plan)
+
     p = subparsers.add_parser("pareto", help="export a study: pareto.csv/json/png/html, trials.csv, hypervolume.png")
-    p.add_argument("results", type=Path, help="a study directory (RESULTS_DIR/<study>)")
+    _study_arg(p)
     p.add_argument("--out", type=Path, help="output directory (default: the study directory)")
     p.add_argument("--storage")
     p.set_defaults(func=_pareto)
 
     st = subparsers.add_parser("status", help="summarize a running or finished study")
-    st.add_argument("results", type=Path)
+    _study_arg(st)
     st.add_argument("--storage")
     st.set_defaults(func=_status)
 
     sw = subparsers.add_parser("sweep", help="price every processor of the space's grid on each trained network "
                                               "of a study (vectorized), writing sweep.csv with a Pareto flag")
-    sw.add_argument("results", type=Path)
+    _study_arg(sw)
     sw.add_argument("--out", type=Path, help="CSV path (default: RESULTS/sweep.csv)")
     sw.add_argument("--storage")
     sw.set_defaults(func=_sweep)
 
     sh = subparsers.add_parser("show", help="one trial's full config and metrics, to reproduce it")
-    sh.add_argument("results", type=Path)
+    _study_arg(sh)
     sh.add_argument("trial", type=int)
     sh.add_argument("--storage")
     sh.set_defaults(func=_show)
+
+
+def _study_arg(parser) -> None:
+    parser.add_argument("results", type=Path, help="the study directory (RESULTS_DIR/<study>), or the space YAML the "
+                                                   "study was run with")
+    parser.add_argument("--results-dir", type=Path, default=Path("runs"),
+                        help="with a space YAML: where the study directory is (default: runs)")
 
 
 def _search(args) -> int:
@@ -71,9 +91,29 @@ def _search(args) -> int:
     return 0
 
 
-def _results(args):
-    from dse.search.driver import load_results
+def _plan(args) -> int:
+    from dse.search import cluster, plan
+    from dse.search.space import load_space
 
+    space = load_space(args.space)
+    if args.address:
+        from dse.search.driver import _probe
+
+        _probe(args.address)
+        nodes, where = cluster.cluster_nodes(cluster.join(args.address, cluster.log_file(None))), args.address
+    else:
+        nodes, where = cluster.local_nodes(), "this machine"
+    for line in plan.report(space, plan.make_plan(space, args.epoch_seconds, args.device), nodes, where):
+        print(line)
+    return 0
+
+
+def _results(args):
+    from dse.search.driver import load_results, study_dir
+    from dse.search.space import load_space
+
+    if args.results.is_file():  # the space YAML: its study directory, as dse search chose it
+        args.results = study_dir(load_space(args.results), args.results_dir)
     return load_results(args.results, args.storage)
 
 
@@ -89,8 +129,8 @@ def _pareto(args) -> int:
 def _status(args) -> int:
     import optuna
 
+    from dse import units
     from dse.search.export import front, hypervolume_history
-    from dse.search.space import OBJECTIVES
 
     space, study = _results(args)
     trials = study.get_trials(deepcopy=False)
@@ -100,16 +140,19 @@ def _status(args) -> int:
           + f" ({cached} priced from cached networks); target {space.n_trials}")
     history = hypervolume_history(space, study)
     best = front(study)
-    print(f"Pareto front: {len(best)} trials; hypervolume {history[-1][1] if history else 0.0:.4f}")
-    header = ["trial"] + [f"{o} ({OBJECTIVES[o][1]})" for o in space.objectives] + [p.name for p in space.params]
+    fraction = history[-1][1] if history else 0.0
+    print(f"Pareto front: {len(best)} trials; hypervolume {fraction:.3f} of the objective box")
+    header = ["trial", *space.objectives, *(p.name for p in space.params)]
     print("  ".join(f"{h:>14}" for h in header))
     for t in best:
-        cells = [t.number, *(f"{v:.4g}" for v in t.values), *(t.params.get(p.name) for p in space.params)]
+        cells = [t.number, *(units.human_metric(o, v) for o, v in zip(space.objectives, t.values)),
+                 *(t.params.get(p.name) for p in space.params)]
         print("  ".join(f"{str(c):>14}" for c in cells))
     return 0
 
 
 def _show(args) -> int:
+    from dse import units
     from dse.errors import UserError
     from dse.search.export import feasible
     from dse.search.resolve import describe
@@ -120,9 +163,10 @@ def _show(args) -> int:
         raise UserError(f"trial {args.trial}: not in study {space.study!r} (trials 0..{max(trials, default=-1)})")
     t = trials[args.trial]
     complete = set(t.params) == {p.name for p in space.params}  # a trial killed mid-suggestion has fewer
+    attrs = {**t.user_attrs, "per_workload": units.si_dict(t.user_attrs.get("per_workload"))}
     doc = {"trial": t.number, "state": t.state.name, "params": t.params,
-           "values": dict(zip(space.objectives, t.values)) if t.values else None,
-           "feasible": feasible(t) if t.values else None, **t.user_attrs,
+           "values": units.si_dict(dict(zip(space.objectives, t.values))) if t.values else None,
+           "feasible": feasible(t) if t.values else None, **attrs,
            "resolved": describe(space, t.params) if complete else None}
     print(json.dumps(doc, indent=1, default=str))
     return 0
@@ -132,9 +176,10 @@ def _sweep(args) -> int:
     import time
 
     from dse.search.sweep import sweep_study
+    from dse.units import duration
 
     space, study = _results(args)
     t0 = time.perf_counter()
     out, rows = sweep_study(space, study, args.out or args.results / "sweep.csv")
-    print(f"wrote {out}: {rows} (network, processor) points in {time.perf_counter() - t0:.2f} s")
+    print(f"wrote {out}: {rows:,} (network, processor) points in {duration(time.perf_counter() - t0)}")
     return 0

@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,10 @@ import yaml
 
 from dse.errors import UserError
 from hwmodel import ConfigError, load_yaml, read_text
+from dse.search import cluster
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
-from dse.search.space import Param, SearchSpace, load_space
+from dse.search.space import OBJECTIVES, Param, SearchSpace, load_space
 from dse.search.storage import describe as storage_name
 from dse.search.storage import locate, open_storage, write_record
 from dse.search.trial import finite, price_trials, run_trial
@@ -44,7 +46,7 @@ PRICE_BATCH = 64  # processor-only trials asked, priced (one estimate_many) and 
 
 @dataclass(frozen=True)
 class RunOptions:
-    results_dir: Path = Path("results")
+    results_dir: Path = Path("runs")
     address: str | None = None
     n_trials: int | None = None  # total COMPLETE trials wanted, counting earlier runs of the study
     timeout: float | None = None
@@ -196,26 +198,14 @@ def _probe(address: str) -> None:
         raise UserError(f"--address {address}: no Ray head answers there ({exc.strerror or exc})") from None
 
 
-def _init_ray(address: str | None):
+def _init_ray(address: str | None, directory: Path | None = None):
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return ray
-    if address:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--address {address}: cannot join the Ray cluster ({exc})") from None
-    else:  # a private local instance: loopback only, no dashboard
-        # Ray turns 127.0.0.1 into the host's address and listens on every interface unless told this
-        # is a single-machine instance; then GCS, raylet, workers and agents bind loopback only
-        # (tests/test_search_run.py checks the listening sockets). Children inherit the variable.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; ray may be imported already
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1", object_store_memory=128 << 20)
-    return ray
+    log = cluster.log_file(directory)
+    return cluster.join(address, log) if address else cluster.start_local(log)
 
 
 def _remote(ray):
@@ -275,7 +265,7 @@ def _error_line(exc: BaseException) -> str:
 class Progress:
     def __init__(self, enabled: bool, target: int):
         self.enabled, self.target, self.start = enabled, target, time.monotonic()
-        self.done = self.failed = self.cached = 0
+        self.done = self.failed = self.cached = self.earlier = 0
         self.tty = enabled and sys.stderr.isatty()
 
     def show(self, running: int, pareto, final: bool = False) -> None:
@@ -284,10 +274,16 @@ class Progress:
             return
         pareto = pareto()
         elapsed = time.monotonic() - self.start
+        fresh = self.done - self.earlier  # finished in this run: the rate the ETA extrapolates
+        eta = f"  eta {_clock(elapsed / fresh * (self.target - self.done))}" if fresh and not final else ""
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
-                f"cached {self.cached}  pareto {pareto}  {int(elapsed // 60):02d}:{int(elapsed % 60):02d}")
+                f"cached {self.cached}  pareto {pareto}  {_clock(elapsed)}{eta}")
         end = "\n" if final or not self.tty else ""
         print(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else ""), end=end, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
 def _pareto_size(study: optuna.Study) -> int:
@@ -297,6 +293,21 @@ def _pareto_size(study: optuna.Study) -> int:
         return 0
 
 
+def _check_resources(space: SearchSpace, address: str | None) -> None:
+    """Join the cluster, or look at this machine, before anything is written: a cluster that refuses us, or
+    one where no node can ever run a trial (it would wait forever), leaves nothing behind."""
+    if not address:
+        cluster.check_fits(space.cpus_per_trial, space.gpus_per_trial, cluster.local_nodes(), "this machine")
+        return
+    ray = _init_ray(address)
+    try:
+        cluster.check_fits(space.cpus_per_trial, space.gpus_per_trial, cluster.cluster_nodes(ray),
+                           f"the cluster at {address}")
+    except UserError:
+        ray.shutdown()
+        raise
+
+
 def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     directory = study_dir(space, opts.results_dir)
     _check_results_dir(space, directory, opts.resume)
@@ -304,6 +315,8 @@ def run_search(space: SearchSpace, opts: RunOptions) -> optuna.Study:
     if address:
         _probe(address)  # before writing: an unreachable cluster leaves nothing behind
     storage = locate(opts.storage, directory, space.storage, must_exist=False)
+    if space.trains:  # trials run on Ray (a processor-only study is priced in the driver)
+        _check_resources(space, address)
     try:
         _write_space(space, directory)
         write_record(directory, storage)
@@ -328,6 +341,9 @@ def _drive(space: SearchSpace, opts: RunOptions, directory: Path, storage: str) 
 def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions, directory: Path,
          target: int) -> optuna.Study:
     study.set_user_attr("space", space.source)
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard labels its axes with
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([f"{o} ({OBJECTIVES[o][1]})" for o in space.objectives])
     if opts.resume:
         requeue_stale(study, space)  # the lease is ours: whoever left trials RUNNING is gone
     study.sampler = make_sampler(space, target, offset=len(study.get_trials(deepcopy=False)))
@@ -336,14 +352,14 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     timeout = opts.timeout or space.timeout
     if not space.trains:  # nothing to train: no Ray, the driver prices the trials itself
         return _price_in_driver(study, lease, space, opts, target, timeout, directory)
-    ray = _init_ray(opts.address)
+    ray = _init_ray(opts.address, directory)
     task = _remote(ray)
     cache_dir = str(opts.cache_dir or default_cache_dir())
     threads = max(1, int(space.cpus_per_trial))
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
     progress = Progress(opts.progress, target)
     done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
-    progress.done = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
+    progress.done = progress.earlier = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
     inflight: dict = {}  # ObjectRef -> optuna.Trial
     followers: dict = {}  # ObjectRef -> trials that asked for the same design meanwhile
     running: dict = {}  # design key -> ObjectRef

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import optuna
 
+from dse import units
 from dse.atomic import replacing, write_text
 from dse.search.resolve import describe
 from dse.search.space import OBJECTIVES, SearchSpace
@@ -83,7 +85,8 @@ def normalization(space: SearchSpace, trials) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hypervolume_history(space: SearchSpace, study: optuna.Study) -> list[tuple[int, float]]:
-    """(trial number, normalized hypervolume of the feasible trials so far); reference 1.1 after scaling."""
+    """(trial number, hypervolume of the feasible trials so far) as a fraction of the box between the ideal
+    point and the reference (1.1 after scaling every objective to [0, 1]): within [0, 1]."""
     trials = sorted(completed(study), key=lambda t: t.number)
     ideal, nadir = normalization(space, trials)
     reference = np.full(len(space.objectives), 1.1)
@@ -91,17 +94,17 @@ def hypervolume_history(space: SearchSpace, study: optuna.Study) -> list[tuple[i
     for t in trials:
         if feasible(t):
             pts.append((to_minimization(np.array(t.values), space.objectives) - ideal) / (nadir - ideal))
-        history.append((t.number, hypervolume(np.array(pts), reference) if pts else 0.0))
+        history.append((t.number, hypervolume(np.array(pts), reference) / np.prod(reference) if pts else 0.0))
     return history
 
 
 def _rows(space: SearchSpace, trials) -> tuple[list[str], list[list]]:
     names = [p.name for p in space.params]
-    units = [f"{o}_{OBJECTIVES[o][1]}" for o in space.objectives]
-    header = ["trial", "state", *names, *units, "feasible", "cached", "error"]
+    header = ["trial", "state", *names, *(units.key(o) for o in space.objectives), "feasible", "cached", "error"]
     rows = []
     for t in trials:
-        values = t.values or [None] * len(space.objectives)
+        values = [units.to_si(o, v) for o, v in zip(space.objectives, t.values)] if t.values else \
+            [None] * len(space.objectives)
         rows.append([t.number, t.state.name, *[t.params.get(n) for n in names], *values,
                      feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else "",
                      t.user_attrs.get("cached", ""), t.user_attrs.get("error", "")])
@@ -130,17 +133,18 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
     _csv(files["trials.csv"], *_rows(space, trials))
     _csv(files["pareto.csv"], *_rows(space, best))
     history = hypervolume_history(space, study)
-    doc = {"study": space.study, "objectives": {o: {"direction": OBJECTIVES[o][0], "unit": OBJECTIVES[o][1]}
-                                                for o in space.objectives},
-           "aggregate": space.aggregate, "hypervolume": history[-1][1] if history else 0.0,
-           "pareto": [{"trial": t.number, "params": t.params, "values": dict(zip(space.objectives, t.values)),
-                       "per_workload": t.user_attrs.get("per_workload"), "arch": t.user_attrs.get("arch"),
-                       "resolved": describe(space, t.params)}
+    doc = {"study": space.study, "objectives": {units.key(o): OBJECTIVES[o][0] for o in space.objectives},
+           "aggregate": space.aggregate, "hypervolume_fraction": history[-1][1] if history else 0.0,
+           "pareto": [{"trial": t.number, "params": t.params,
+                       "values": units.si_dict(dict(zip(space.objectives, t.values))),
+                       "per_workload": units.si_dict(t.user_attrs.get("per_workload")),
+                       "arch": t.user_attrs.get("arch"), "resolved": describe(space, t.params)}
                       for t in best]}
     write_text(files["pareto.json"], json.dumps(doc, indent=1))
-    _plot_front(space, trials, best, files["pareto.png"])
-    _plot_html(space, trials, best, files["pareto.html"])
-    _plot_history(history, files["hypervolume.png"])
+    designs = distinct_designs(space, trials)
+    _plot_front(space, designs, files["pareto.png"])
+    _plot_html(space, designs, files["pareto.html"])
+    _plot_history(space, history, files["hypervolume.png"])
     return files
 
 
@@ -148,48 +152,110 @@ def _paper_applies(space: SearchSpace) -> bool:
     return any(w.train.get("model") == "vgg16" and w.train.get("dataset") == "cifar10" for w in space.workloads)
 
 
-def _plot_front(space: SearchSpace, trials, best, path: Path) -> None:
+@dataclass(frozen=True)
+class Design:
+    """One distinct point of a study: its parameters and every metric known for it, in display units."""
+
+    trial: int
+    params: dict
+    metrics: dict
+    feasible: bool
+
+
+def distinct_designs(space: SearchSpace, trials) -> list[Design]:
+    """One design per distinct parameter set among the completed trials (a design sampled again is priced
+    again, to the same values); metrics that are not objectives come from the per-workload records."""
+    from dse.search.trial import aggregate
+
+    designs: dict[tuple, Design] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        key = tuple(sorted(t.params.items()))
+        if t.state != optuna.trial.TrialState.COMPLETE or key in designs:
+            continue
+        per = t.user_attrs.get("per_workload") or {}
+        metrics = {**(aggregate(space, per) if per else {}), **dict(zip(space.objectives, t.values))}
+        designs[key] = Design(t.number, dict(t.params), metrics, feasible(t))
+    return list(designs.values())
+
+
+# the views an architect reads: each metric against the energy per inference
+_VIEWS = (("accuracy", "accuracy (%)"), ("area", "area (mm2)"), ("latency", "latency per inference (s)"))
+_ENERGY = "energy per inference (J)"
+
+
+def _views(designs: list[Design]) -> list[tuple[str, str]]:
+    return [v for v in _VIEWS if designs and all(v[0] in d.metrics and "energy" in d.metrics for d in designs)]
+
+
+def staircase(points: list[tuple[float, float]], maximize_y: bool) -> list[tuple[float, float]]:
+    """The non-dominated points of (minimize x, maximize or minimize y), sorted by x."""
+    sign = -1.0 if maximize_y else 1.0
+    out, best = [], float("inf")
+    for x, y in sorted(points, key=lambda p: (p[0], sign * p[1])):
+        if sign * y < best:
+            out.append((x, y))
+            best = sign * y
+    return out
+
+
+def _xy(design: Design, metric: str) -> tuple[float, float]:
+    return units.to_si("energy", design.metrics["energy"]), units.to_si(metric, design.metrics[metric])
+
+
+def _subject(space: SearchSpace) -> str:
+    """What the study evaluates, for titles: ``tiny_vgg on digits``."""
+    return ", ".join(f"{w.train.get('model')} on {w.train.get('dataset')}" if w.trains else f"{w.name} (fixed workload)"
+                     for w in space.workloads)
+
+
+def _label(design: Design) -> str:
+    shown = [f"trial {design.trial}" + ("" if design.feasible else " (infeasible)")]
+    shown += [f"{k} = {v}" for k, v in design.params.items()]
+    shown += [f"{m}: {units.human_metric(m, v)}" for m, v in design.metrics.items() if m in units.SI]
+    return "<br>".join(shown)
+
+
+def _plot_front(space: SearchSpace, designs: list[Design], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, LogLocator
 
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    objs = list(space.objectives)
-    pairs = [(objs[i], objs[j]) for i in range(len(objs)) for j in range(i + 1, len(objs))] or [(objs[0], objs[0])]
-    if "accuracy" in objs and "energy" in objs:  # the headline view first: accuracy against energy
-        pairs.sort(key=lambda p: p != ("accuracy", "energy") and p != ("energy", "accuracy"))
-    cols = min(3, len(pairs))
-    rows = -(-len(pairs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.5 * rows), squeeze=False)
-    third = next((o for o in objs if o not in pairs[0]), None)
-    for k, (ax, (a, b)) in enumerate(zip(axes.flat, pairs)):
-        x, y = ("energy", "accuracy") if {a, b} == {"energy", "accuracy"} else (a, b)
-        ix, iy = objs.index(x), objs.index(y)
-        ok = [t for t in done if feasible(t)]
-        bad = [t for t in done if not feasible(t)]
+    views = _views(designs) or [("energy", "energy")]
+    fig, axes = plt.subplots(1, len(views), figsize=(5.5 * len(views), 4.6), squeeze=False)
+    for ax, (metric, label) in zip(axes.flat, views):
+        if metric == "energy":  # nothing to draw: no completed trial yet
+            ax.text(0.5, 0.5, "no completed trial", ha="center", transform=ax.transAxes)
+            continue
+        ok = [_xy(d, metric) for d in designs if d.feasible]
+        bad = [_xy(d, metric) for d in designs if not d.feasible]
         if bad:
-            ax.scatter([t.values[ix] for t in bad], [t.values[iy] for t in bad], marker="x", c="0.7", label="infeasible")
-        color = {"c": [t.values[objs.index(third)] for t in ok], "cmap": "viridis"} if third else {"c": "tab:blue"}
-        sc = ax.scatter([t.values[ix] for t in ok], [t.values[iy] for t in ok], s=28, label="trials", **color)
-        if third and ok and k == 0:
-            fig.colorbar(sc, ax=ax, label=f"{third} ({OBJECTIVES[third][1]})")
-        pf = sorted(best, key=lambda t: t.values[ix])
-        # a staircase only means something with two objectives; in projections of more, mark the points
-        ax.plot([t.values[ix] for t in pf], [t.values[iy] for t in pf], "o-" if len(objs) == 2 else "o", mfc="none",
-                c="tab:red", ms=9, label="Pareto front" if len(objs) == 2 else "Pareto-optimal")
-        if _paper_applies(space) and {x, y} == {"energy", "accuracy"}:
-            ax.scatter([PAPER_POINT["energy"]], [PAPER_POINT["accuracy"]], marker="*", s=220, c="gold",
-                       edgecolors="k", label="Lew et al. 2022")
-        ax.set_xlabel(f"{x} ({OBJECTIVES[x][1]})")
-        ax.set_ylabel(f"{y} ({OBJECTIVES[y][1]})")
-        if x in ("energy", "latency", "area") and ok and max(t.values[ix] for t in ok) > 20 * min(t.values[ix] for t in ok):
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
+            ax.scatter(*zip(*bad), marker="x", c="0.7", label="infeasible")
+        if ok:
+            ax.scatter(*zip(*ok), s=24, c="tab:blue", label="designs")
+            stairs = staircase(ok, maximize_y=metric == "accuracy")
+            ax.step(*zip(*stairs), where="post", c="tab:red", lw=1.5)
+            ax.scatter(*zip(*stairs), s=80, facecolors="none", edgecolors="tab:red", label="Pareto front")
+        if metric == "accuracy" and _paper_applies(space):
+            ax.scatter([units.to_si("energy", PAPER_POINT["energy"])], [PAPER_POINT["accuracy"]], marker="*", s=220,
+                       c="gold", edgecolors="k", label="Lew et al. 2022 (VGG-16, 28 nm)")
+        ax.set_xscale("log")
+        xs = [x for x, _ in ok + bad]
+        if xs and max(xs) > 10 * min(xs):  # over a decade: label 1, 2 and 5 of each decade
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_major_formatter(EngFormatter(unit="J"))
+        ax.xaxis.set_minor_formatter(EngFormatter(unit="J"))
+        if metric in ("latency", "area") and ok and max(y for _, y in ok) > 20 * min(y for _, y in ok):
+            ax.set_yscale("log")
+        if metric == "latency":
+            ax.yaxis.set_major_formatter(EngFormatter(unit="s"))
+        ax.set_xlabel(_ENERGY)
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} vs {_ENERGY}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(pairs):]:
-        ax.axis("off")
-    fig.suptitle(f"{space.study}: {len(done)} trials, {len(best)} on the front")
+    fig.suptitle(f"{space.study}: {_subject(space)}; {len(designs)} distinct designs")
     _save_png(fig, path)
 
 
@@ -204,36 +270,55 @@ def _save_png(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def _plot_history(history: list[tuple[int, float]], path: Path) -> None:
+def _plot_history(space: SearchSpace, history: list[tuple[int, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.step([n for n, _ in history], [v for _, v in history], where="post")
+    ax.set_ylim(0.0, 1.0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
-    ax.set_ylabel("hypervolume (normalized objectives, reference 1.1)")
+    ax.set_ylabel("dominated fraction of the objective box")
+    ax.set_title(f"{space.study}: hypervolume of the feasible front\n({', '.join(space.objectives)} scaled to [0, 1], "
+                 "reference 1.1)", fontsize=10)
     ax.grid(alpha=0.3)
     _save_png(fig, path)
 
 
-def _plot_html(space: SearchSpace, trials, best, path: Path) -> None:
-    """A self-contained interactive scatter matrix (plotly.js inlined: opens offline)."""
+def _plot_html(space: SearchSpace, designs: list[Design], path: Path) -> None:
+    """The same views, interactive, a label on every point (plotly.js inlined: opens offline)."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    objs = list(space.objectives)
-    on_front = {t.number for t in best}
-    dims = [dict(label=f"{o} ({OBJECTIVES[o][1]})", values=[t.values[i] for t in done]) for i, o in enumerate(objs)]
-    text = ["<br>".join([f"trial {t.number}"] + [f"{k}={v}" for k, v in t.params.items()]) for t in done]
-    colors = ["crimson" if t.number in on_front else ("steelblue" if feasible(t) else "lightgray") for t in done]
-    if len(objs) == 1:
-        fig = go.Figure(go.Scatter(x=[t.number for t in done], y=dims[0]["values"], mode="markers", text=text,
-                                   marker=dict(color=colors)))
-    else:
-        fig = go.Figure(go.Splom(dimensions=dims, text=text, hoverinfo="text", marker=dict(color=colors, size=7),
-                                 diagonal_visible=False))
-    fig.update_layout(title=f"{space.study}: Pareto front in red, infeasible in grey", height=300 + 220 * len(objs))
+    views = _views(designs)
+    fig = make_subplots(rows=1, cols=max(1, len(views)), subplot_titles=[f"{l} vs {_ENERGY}" for _, l in views])
+    for col, (metric, label) in enumerate(views, start=1):
+        for ok, name, marker in ((True, "designs", dict(color="steelblue", size=7)),
+                                 (False, "infeasible", dict(color="lightgray", size=7, symbol="x"))):
+            chosen = [d for d in designs if d.feasible == ok]
+            if chosen:
+                xy = [_xy(d, metric) for d in chosen]
+                fig.add_trace(go.Scatter(x=[x for x, _ in xy], y=[y for _, y in xy], mode="markers", name=name,
+                                         text=[_label(d) for d in chosen], hoverinfo="text", marker=marker,
+                                         showlegend=col == 1), row=1, col=col)
+        stairs = staircase([_xy(d, metric) for d in designs if d.feasible], maximize_y=metric == "accuracy")
+        if stairs:
+            fig.add_trace(go.Scatter(x=[x for x, _ in stairs], y=[y for _, y in stairs], mode="lines",
+                                     line=dict(shape="hv", color="crimson"), name="Pareto front", hoverinfo="skip",
+                                     showlegend=col == 1), row=1, col=col)
+        if metric == "accuracy" and _paper_applies(space):
+            fig.add_trace(go.Scatter(x=[units.to_si("energy", PAPER_POINT["energy"])], y=[PAPER_POINT["accuracy"]],
+                                     mode="markers", marker=dict(symbol="star", size=16, color="gold"),
+                                     name="Lew et al. 2022", text=["Lew et al., DAC 2022: VGG-16, CIFAR-10, 28 nm<br>"
+                                                                   "91.7 %, 486.7 uJ"], hoverinfo="text"),
+                          row=1, col=col)
+        fig.update_xaxes(type="log", title_text=_ENERGY, exponentformat="SI", row=1, col=col)
+        fig.update_yaxes(title_text=label, row=1, col=col, **({"exponentformat": "SI"} if metric == "latency" else {}))
+    fig.update_layout(title=f"{space.study}: {_subject(space)}; {len(designs)} distinct designs (hover for each)",
+                      height=520, width=max(600, 480 * len(views)))
     with replacing(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True)

@@ -16,14 +16,15 @@ import numpy as np
 import optuna
 
 import hwmodel
+from dse import units
 from dse.atomic import replacing
 from dse.errors import UserError
+from dse.progress import bar
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.resolve import resolve
-from dse.search.space import MAX_GRID, OBJECTIVES, SHARED_FIELDS, SearchSpace
+from dse.search.space import MAX_GRID, SHARED_FIELDS, SearchSpace
 
-_SCALE = {"energy": ("energy_j", OBJECTIVES["energy"][2]), "latency": ("latency_s", OBJECTIVES["latency"][2]),
-          "area": ("area_mm2", 1.0)}
+_HWMODEL_KEY = {"energy": "energy_j", "latency": "latency_s", "area": "area_mm2"}  # estimate_many's SI results
 
 
 def _aggregate(space: SearchSpace, per: list[np.ndarray], name: str) -> np.ndarray:
@@ -53,10 +54,9 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
         networks.setdefault(tuple(t.params.get(n) for n in train_names), t)
     if not networks:
         raise UserError("sweep: the study has no completed trial yet")
-    header = [*train_names, *(p.name for p in arch_params), *(f"{o}_{OBJECTIVES[o][1]}" for o in space.objectives),
-              "feasible"]
+    header = [*train_names, *(p.name for p in arch_params), *(units.key(o) for o in space.objectives), "feasible"]
     rows, values, feasible = [], [], []
-    for key, trial in networks.items():
+    for key, trial in bar(networks.items(), len(networks), "price networks", unit="network"):
         per = trial.user_attrs.get("per_workload") or {}
         metrics: dict[str, list[np.ndarray]] = {o: [] for o in space.objectives}
         ok = np.ones(len(grid), dtype=bool)
@@ -72,7 +72,7 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
                 if o == "accuracy":
                     metrics[o].append(np.full(len(grid), per[w.name]["accuracy"]))
                 else:
-                    metrics[o].append(res[_SCALE[o][0]] * _SCALE[o][1])
+                    metrics[o].append(res[_HWMODEL_KEY[o]])
         cols = np.stack([_aggregate(space, metrics[o], o) for o in space.objectives], axis=1)
         values.append(cols)
         feasible.append(ok & np.all(np.isfinite(cols), axis=1))
