@@ -33,20 +33,20 @@ def plan(name: str, epochs: int) -> dict[str, dict]:
         rows = {
             "relu_fp": dict(activation="relu", epochs=epochs),
             "relu_log5": dict(activation="relu", weights="log", epochs=epochs),
-            "cat_fp_weights": dict(cat, weights="float", theta="fixed"),
-            "cat_log5_learned_theta": dict(cat, theta="learned"),  # the recipe before this study
-            "cat_log5": dict(cat, theta="fixed"),
-            "cat_log5_theta4": dict(cat, theta="fixed", log2_theta=2),
-            "cat_log5_round": dict(cat, theta="fixed", rounding="round"),
-            "cat_log5_k2_T16": dict(cat, theta="fixed", steps_per_octave=2, time_window=16),
-            "cat_log5_pretrain": dict(cat, theta="fixed", pretrain_epochs=epochs // 2),
+            "cat_fp_weights": dict(cat, weights="float", theta="fixed", log2_theta=0),
+            "cat_log5_learned_theta": dict(cat, theta="learned", log2_theta=0),  # the recipe before this study
+            "cat_log5_theta1": dict(cat, theta="fixed", log2_theta=0),
+            "cat_log5": dict(cat),  # the default recipe: theta fixed at 4
+            "cat_log5_round": dict(cat, theta="fixed", log2_theta=0, rounding="round"),
+            "cat_log5_k2_T16": dict(cat, theta="fixed", log2_theta=0, steps_per_octave=2, time_window=16),
+            "cat_log5_pretrain": dict(cat, theta="fixed", log2_theta=0, pretrain_epochs=epochs // 2),
         }
     elif name == "vgg16":
         base = dict(dataset="cifar10", model="vgg16")
-        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat, theta="fixed")}
+        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat)}
     elif name == "tiny":
         base = dict(dataset="tiny-imagenet", model="small_vgg")
-        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat, theta="fixed")}
+        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat)}
     else:
         raise SystemExit(f"--plan: unknown plan {name!r}")
     return {k: {**base, **v} for k, v in rows.items()}
@@ -62,6 +62,17 @@ def command(fields: dict, work: Path, args) -> list[str]:
     if args.data_dir:
         cmd += ["--data-dir", str(args.data_dir)]
     return cmd
+
+
+def spec_command(spec: dict) -> str:
+    """The `dse train` command that rebuilds ``spec`` with today's defaults (recorded specs stay reproducible
+    when a default changes)."""
+    from dse.train import TrainSpec
+
+    default = TrainSpec().to_dict()
+    flags = [(f"--{'' if v else 'no-'}{k.replace('_', '-')}" if isinstance(v, bool) else f"--{k.replace('_', '-')}={v}")
+             for k, v in spec.items() if default.get(k) != v]
+    return shlex.join(["dse", "train", *flags, "--out", "runs/cat", "--monitor", "10000"])
 
 
 def write_table(out: Path) -> None:
@@ -83,7 +94,7 @@ def write_table(out: Path) -> None:
                  "columns are the float32 network with batch norm before folding and right after it. "
                  "Each row is reproduced by its command:\n")
     for name, m in rows.items():
-        lines.append(f"- `{name}`: `{m.get('command', '?')}`")
+        lines.append(f"- `{name}`: `{spec_command(m['spec'])}`")
     tmp = out / "table.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out / "table.md")
@@ -147,9 +158,7 @@ def main() -> None:
 
 def _collect(name: str, work: Path, fields: dict, args) -> dict:
     m = json.loads((work / "metrics.json").read_text())
-    m["command"] = shlex.join(command(fields, Path(f"runs/{args.plan}/{name}"), argparse.Namespace(
-        monitor=args.monitor, device=None, data_dir=None)))
-    m["command"] = m["command"].replace(" --threads 1", "")
+    m["command"] = spec_command(m["spec"])
     tmp = args.out / f"{name}.json.tmp"
     tmp.write_text(json.dumps(m, indent=1))
     tmp.replace(args.out / f"{name}.json")

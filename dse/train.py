@@ -48,8 +48,10 @@ class TrainSpec:
     rounding: str = "floor"
     first_layer: str = "pixels"  # pixels | ttfs
     pool: str = "max"
-    theta: str = "learned"  # learned (PACT on log2 theta) | fixed (theta = 2^log2_theta: BN already sets the scale)
-    log2_theta: int = 0
+    # fixed theta = 4: batch norm before the activation already sets the scale, so theta is free; 4 clips far
+    # less than 1 (+8 points at 4 epochs, results/cat/cpu); "learned" (PACT) oscillates at the rounding boundary
+    theta: str = "fixed"  # fixed (theta = 2^log2_theta) | learned (PACT on log2 theta, rounded to a power of two)
+    log2_theta: int = 2
     epochs: int = 4
     pretrain_epochs: int = 0  # CAT only: the first epochs train ReLU + float weights, then CAT fine-tunes them
     finetune_epochs: int = 1  # after folding batch norm (CAT only)
