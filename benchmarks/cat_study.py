@@ -36,7 +36,7 @@ def plan(name: str, epochs: int) -> dict[str, dict]:
             "cat_fp_weights": dict(cat, weights="float", theta="fixed", log2_theta=0),
             "cat_log5_learned_theta": dict(cat, theta="learned", log2_theta=0),  # the recipe before this study
             "cat_log5_theta1": dict(cat, theta="fixed", log2_theta=0),
-            "cat_log5": dict(cat),  # the default recipe: theta fixed at 4
+            "cat_log5": dict(cat),  # the default recipe: theta auto (fixed at 4 for T = 8)
             "cat_log5_round": dict(cat, theta="fixed", log2_theta=0, rounding="round"),
             "cat_log5_k2_T16": dict(cat, theta="fixed", log2_theta=0, steps_per_octave=2, time_window=16),
             "cat_log5_pretrain": dict(cat, theta="fixed", log2_theta=0, pretrain_epochs=epochs // 2),

@@ -33,6 +33,12 @@ CHECKPOINT_FORMAT = "dse-checkpoint/1"
 FUSE_MIN_STEPS = 1000  # below this, torch.compile's warm-up costs more than fusing saves
 
 
+def auto_log2_theta(time_window: int, steps_per_octave: int = 1) -> int:
+    """theta = 4 (two octaves above batch norm's unit scale) when the window spans 4+ octaves; for shorter
+    windows half the octaves go above 1, so the lowest level still sits below the typical activation."""
+    return min(2, (time_window - 1) // steps_per_octave // 2)
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """Everything that changes the trained network (its hash keys the search's cache)."""
@@ -48,10 +54,11 @@ class TrainSpec:
     rounding: str = "floor"
     first_layer: str = "pixels"  # pixels | ttfs
     pool: str = "max"
-    # fixed theta = 4: batch norm before the activation already sets the scale, so theta is free; 4 clips far
-    # less than 1 (+8 points at 4 epochs, results/cat/cpu); "learned" (PACT) oscillates at the rounding boundary
-    theta: str = "fixed"  # fixed (theta = 2^log2_theta) | learned (PACT on log2 theta, rounded to a power of two)
-    log2_theta: int = 2
+    # Batch norm before the activation already sets the scale, so theta is free: "auto" fixes it at
+    # 2^auto_log2_theta(T, k), 4 for T >= 5 (clips far less than 1: +8 points at 4 epochs, results/cat), lower for
+    # short windows so the window still reaches below 1; "learned" (PACT) oscillates at the rounding boundary
+    theta: str = "auto"  # auto | fixed (theta = 2^log2_theta) | learned (PACT from 2^log2_theta, rounded)
+    log2_theta: int = 0
     epochs: int = 4
     pretrain_epochs: int = 0  # CAT only: the first epochs train ReLU + float weights, then CAT fine-tunes them
     finetune_epochs: int = 1  # after folding batch norm (CAT only)
@@ -71,7 +78,7 @@ class TrainSpec:
         choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
                    "rounding": ("floor", "round"), "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
                    "schedule": ("onecycle", "cosine"), "weights": ("auto", "log", "float"),
-                   "theta": ("learned", "fixed")}
+                   "theta": ("auto", "fixed", "learned")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
@@ -102,6 +109,11 @@ class TrainSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def theta_exponent(self) -> int:
+        """The threshold exponent the network starts from (and keeps, unless learned)."""
+        return auto_log2_theta(self.time_window, self.steps_per_octave) if self.theta == "auto" else self.log2_theta
 
     @property
     def log_weights(self) -> bool:
@@ -158,7 +170,7 @@ def build_for(spec: TrainSpec, data: Dataset) -> VGG:
     return build_model(spec.model, data.num_classes, data.in_channels, data.input_size, width=spec.width,
                        activation=spec.activation, weight_bits=spec.weight_bits if spec.log_weights else None,
                        time_window=spec.time_window, steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
-                       first_layer=spec.first_layer, pool=spec.pool, log2_theta=spec.log2_theta,
+                       first_layer=spec.first_layer, pool=spec.pool, log2_theta=spec.theta_exponent,
                        learn_theta=spec.theta == "learned")
 
 
