@@ -132,8 +132,8 @@ def test_a_second_driver_on_the_same_study_is_refused_and_the_first_is_unharmed(
 
 
 def test_trials_failing_in_a_row_stop_the_study_with_one_line(tmp_path) -> None:
-    # 6-bit log weights at T = 16 need 55-bit sums: the exact export refuses every trial (a real error)
-    path = write_space(tmp_path, DIGITS_SPACE.format(study="broken", bits="[6]", windows="[16]", n=4, concurrent=2))
+    # 6-bit log weights at T = 32 need 60+-bit sums: the exact export refuses every trial (a real error)
+    path = write_space(tmp_path, DIGITS_SPACE.format(study="broken", bits="[6]", windows="[32]", n=4, concurrent=2))
     out = subprocess.run(search_cmd(path, tmp_path, "--max-failures", "2"), env=ENV, capture_output=True, text=True,
                          timeout=400)
     assert out.returncode == 2
