@@ -101,9 +101,9 @@ def test_constraints_exclude_infeasible_points_from_the_front(ray_local, tmp_pat
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(ray_local, tmp_path) -> None:
-    # 6-bit log weights (down to 2^-30) with T = 16 need 55-bit sums: the exact export refuses them, a real
+    # 6-bit log weights (down to 2^-30) with T = 32 need 60+-bit sums: the exact export refuses them, a real
     # error raised inside the worker
-    space, _ = _space(tmp_path, DIGITS_SPACE.format(study="fails", bits="[3, 6]", windows="[16]", n=4, concurrent=2))
+    space, _ = _space(tmp_path, DIGITS_SPACE.format(study="fails", bits="[3, 6]", windows="[32]", n=4, concurrent=2))
     study = run_search(space, RunOptions(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache")))
     trials = study.get_trials()
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
