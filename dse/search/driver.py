@@ -32,6 +32,7 @@ from hwmodel import ConfigError, load_yaml, read_text
 from dse.search import cluster
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
+from dse.search.records import add_finished
 from dse.search.space import OBJECTIVES, Param, SearchSpace, load_space
 from dse.search.storage import describe as storage_name
 from dse.search.storage import locate, open_storage, write_record
@@ -444,9 +445,9 @@ def tell_duplicate(study: optuna.Study, trial: optuna.Trial, earlier: optuna.tri
 def _price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions, target: int,
                      timeout: float | None, directory: Path) -> optuna.Study:
     """A processor-only study, without Ray. Trials are asked from an in-memory copy of the study (its sampler
-    sees every trial), priced ``PRICE_BATCH`` at a time by one ``estimate_many`` per workload, and each is
-    written to the storage as one finished record, in one transaction: a kill -9 loses no finished trial,
-    only the batch in hand, which was never recorded."""
+    sees every trial), priced ``PRICE_BATCH`` at a time by one ``estimate_many`` per workload, and written to
+    the storage a batch at a time, in one transaction (``dse.search.records``): a kill -9 loses no finished
+    trial, only the batch in hand, which was never recorded (--resume asks it again)."""
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
     progress = Progress(opts.progress, target)
     progress.done = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
@@ -469,22 +470,27 @@ def _price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts
         params = [{p.name: suggest(t, p) for p in space.params} for t in trials]
         fresh = {design_key(p): p for p in params if design_key(p) not in done}  # a design is priced once
         priced = dict(zip(fresh, price_trials(space, list(fresh.values()))))
+        errors = []
         for trial, p in zip(trials, params):
             key = design_key(p)
             if key in done:
                 tell_duplicate(working, trial, done[key])
-                error = None
+                errors.append(None)
             elif isinstance(priced[key], Exception):
-                error = _fail(working, trial, _error_line(priced[key]))
+                errors.append(_fail(working, trial, _error_line(priced[key])))
             else:
                 told = tell_outcome(working, space, trial, {**priced[key], "node": "driver"})
-                error = told if isinstance(told, str) else None
-            record = working.get_trials(deepcopy=False)[trial.number]
-            study.add_trial(record)  # the one record
-            if error is None and key not in done:
-                done[key] = copy.copy(record)
-                done[key].number = number  # duplicates name the trial as the storage numbers it
-            number += 1
+                errors.append(told if isinstance(told, str) else None)
+                if errors[-1] is None:  # duplicates name the trial as the storage will number it
+                    done[key] = copy.copy(told)
+                    done[key].number = number + len(errors) - 1
+        records = working.get_trials(deepcopy=False)
+        numbers = add_finished(study, [records[t.number] for t in trials])  # the batch: one transaction
+        if numbers[0] != number:  # the lease keeps other writers out; duplicate_of relies on it
+            raise RuntimeError(f"study {space.study!r}: trial numbers moved under this driver's lease "
+                               f"(expected {number}, got {numbers[0]})")
+        number += len(trials)
+        for error in errors:
             if error is None:
                 progress.done += 1
                 progress.cached += 1
