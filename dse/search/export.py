@@ -90,11 +90,14 @@ def hypervolume_history(space: SearchSpace, study: optuna.Study) -> list[tuple[i
     trials = sorted(completed(study), key=lambda t: t.number)
     ideal, nadir = normalization(space, trials)
     reference = np.full(len(space.objectives), 1.1)
-    history, pts = [], []
+    history, front, volume = [], np.empty((0, len(reference))), 0.0
     for t in trials:
         if feasible(t):
-            pts.append((to_minimization(np.array(t.values), space.objectives) - ideal) / (nadir - ideal))
-        history.append((t.number, hypervolume(np.array(pts), reference) / np.prod(reference) if pts else 0.0))
+            p = (to_minimization(np.array(t.values), space.objectives) - ideal) / (nadir - ideal)
+            if not np.all(front <= p, axis=1).any():  # a point the front weakly dominates adds no volume
+                front = np.vstack([front[~np.all(p <= front, axis=1)], p])
+                volume = hypervolume(front, reference) / np.prod(reference)  # when the front changes: linear
+        history.append((t.number, volume))
     return history
 
 
