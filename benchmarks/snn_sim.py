@@ -4,6 +4,8 @@ A small VGG at 32x32 (folded, 5-bit log weights, CAT), batch 128: float32 ANN in
 user's ANN evaluation costs), the float64 ANN (the exact reference), the closed-form SNN and the
 event-driven SNN at several T. Interleaved rounds, median per batch. Thresholds are calibrated per layer
 (99th percentile) so that every layer is active; the closed form is checked bit for bit against the float64 ANN.
+Besides time, it counts the closed form's work against the ANN's multiply-adds (a figure load does not change):
+float32 and float64 multiply-adds and the values gathered to recompute uncertain neurons exactly.
 
     python benchmarks/snn_sim.py [--rounds 3] [--out results/benchmarks/snn_sim.txt] [--allow-load]
 """
@@ -54,13 +56,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pixels = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
-    runs, refined = {}, {}
+    runs, refined, work = {}, {}, {}
     for T in args.windows:
         model = calibrated(fold_batchnorm(build_model(args.model, 10, 3, 32, time_window=T).eval()), pixels)
         net = export_snn(model)
         closed, rec = simulate_closed_form(net, pixels)
         assert torch.equal(closed, copy.deepcopy(model).double()(pixels.double() / 256)), "not bit-exact"
         refined[T] = rec.refined / max(rec.certified, 1)
+        ann_macs = simulate_closed_form(net, pixels, certified=False)[1].work["float64 MACs"]  # the ANN's
+        work[T] = {k: v / ann_macs for k, v in rec.work.items()}
         ann32 = copy.deepcopy(model).float()
         ann64 = copy.deepcopy(model).double()
         if T == args.windows[0]:
@@ -78,6 +82,9 @@ def main() -> None:
         lines.append(f"{name:>24}: {args.batch / med:8.1f} img/s   {med / base:6.2f}x the float32 ANN's time")
     lines.append("closed form = float64 ANN bit for bit at every T; neurons the float32 bound left to float64: "
                  + ", ".join(f"T={T} {share:.3%}" for T, share in refined.items()))
+    lines.append("closed form's work, per the ANN's multiply-adds:")
+    for T, counts in work.items():
+        lines.append(f"  T={T}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(counts.items())))
     report(lines, args.out, load)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,7 @@ class SpikeRecord:
     images: int = 0
     certified: int = 0  # neurons whose spike time float32 gave (closed form), and of these
     refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
+    work: Counter = field(default_factory=Counter)  # closed form: multiply-adds by precision, values gathered
 
 
 def _weight(op: dict) -> torch.Tensor:
@@ -90,9 +93,11 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                     v = _apply_weights(op, x, w.float()) + bias.float().view(shape)
                 error = error.view(shape).to(torch.float32)
                 layer, x = (op, x, w, bias), v
+                record.work["float32 MACs"] += x.numel() * w[0].numel()
             else:  # the output layer (its potentials are the result), or float32 cannot hold this layer
                 x = _apply_weights(op, x.double(), w) + bias.view(shape)
                 error = layer = None
+                record.work["float64 MACs"] += x.numel() * w[0].numel()
         elif kind == "fire":
             theta = 2.0 ** op["theta_exp"]
             times = _times(x, theta, code) if error is None else _certified_times(x, error, theta, code, layer, record)
@@ -152,31 +157,59 @@ def _ieee_float32(device: torch.device):
 def _certified_times(v: torch.Tensor, error: torch.Tensor, theta: float, code, layer: tuple,
                      record: SpikeRecord) -> torch.Tensor:
     """Spike times of float32 potentials ``v`` known to within ``error``: exact. Where the interval
-    ``v +- error`` straddles a threshold, a tighter bound from the actual inputs is taken (one more float32
-    pass, sum |x| |w|), and the neurons it still cannot decide are recomputed exactly in float64."""
-    times = _times(v + error, theta, code)  # a higher potential fires no later
-    unsure = times != _times(v - error, theta, code)
+    ``v +- error`` straddles a threshold, a bound from the neuron's actual inputs is taken (``_local_bound``,
+    at those neurons only), and the neurons it still cannot decide are recomputed exactly in float64."""
     record.certified += v.numel()
+    times, unsure = _bracket(v, error, theta, code)
     if not unsure.any():
         return times
     op, x, w, bias = layer
-    if int(unsure.sum()) > TIGHTEN_SHARE * v.numel():
-        shape = (1, -1, 1, 1) if op["op"] == "conv" else (1, -1)
-        with _ieee_float32(x.device):
-            reach = _apply_weights(op, x, w.abs().float())  # sum |x w| per neuron, itself within gamma_n of exact
-        n = w[0].numel() + 1
-        slack = 2 * (n + 4) * 2.0**-FLOAT32_BITS
-        error = slack * (reach * (1 + slack) + bias.abs().float().view(shape))
-        times = _times(v + error, theta, code)
-        unsure = times != _times(v - error, theta, code)
-    count = int(unsure.sum())
-    record.refined += count
-    if count > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
+    where = unsure.nonzero()
+    if len(where) > TIGHTEN_SHARE * v.numel():
+        local_times, still = _bracket(v[unsure], _local_bound(op, x, w, bias, where, record), theta, code)
+        times[unsure] = local_times  # exact where no longer unsure; the rest is recomputed below
+        where = where[still]
+    record.refined += len(where)
+    if len(where) > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
         exact = _apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
+        record.work["float64 MACs"] += v.numel() * w[0].numel()
         return _times(exact, theta, code)
-    if count:
-        times[unsure] = _times(_exact_at(op, x, w, bias, unsure.nonzero()), theta, code)
+    if len(where):
+        times[tuple(where.t())] = _times(_exact_at(op, x, w, bias, where, record), theta, code)
     return times
+
+
+def _bracket(v: torch.Tensor, error: torch.Tensor, theta: float, code) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spike times of ``v + error``, where ``v - error`` would fire later): one table search, one lookup.
+    A higher potential fires no later, so the times are exact wherever the second is False."""
+    times = _times(v + error, theta, code)
+    below = torch.tensor(code.thresholds() + [-math.inf], dtype=v.dtype, device=v.device) * theta
+    return times, v - error < below[times]
+
+
+def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
+                 record: SpikeRecord) -> torch.Tensor:
+    """``_error_bound`` for the neurons at ``where`` from their own inputs, not the worst case: the products
+    sum |x w| <= max|w_c| sum |x| over the receptive field, and only its m nonzero inputs can round (a sum
+    with an exact zero does not), so gamma_(m + 1) replaces gamma_(fan-in + 1). Costs one single-channel pass
+    over the inputs (their sum and count per receptive field), not a second full layer."""
+    a = x.abs()
+    activity = torch.stack([a.sum(1), (a != 0).sum(1, dtype=a.dtype)], 1)  # per input position: sum |x|, count
+    record.work["float32 MACs"] += x.numel()
+    if op["op"] == "conv":
+        k = w.shape[-1]
+        field = F.conv2d(activity, torch.ones(2, 1, k, k, dtype=a.dtype, device=a.device), None, op["stride"],
+                         op["padding"], groups=2)
+        record.work["float32 MACs"] += field.numel() * k * k
+        field = field[where[:, 0], :, where[:, 2], where[:, 3]]
+    else:
+        field = activity[where[:, 0]]
+    n = w[0].numel() + 1
+    slack = 2 * (n + 4) * 2.0**-FLOAT32_BITS  # the float32 sums above: within this of exact
+    largest = w.abs().flatten(1).amax(1).float()[where[:, 1]] * field[:, 0] * (1 + slack)
+    largest = largest + bias.abs().float()[where[:, 1]]
+    nonzero = torch.clamp(field[:, 1] + 1, max=n)
+    return 2 * (nonzero + 4) * 2.0**-FLOAT32_BITS * largest
 
 
 def _times(v: torch.Tensor, theta: float, code) -> torch.Tensor:
@@ -187,33 +220,35 @@ def _times(v: torch.Tensor, theta: float, code) -> torch.Tensor:
 
 
 def _exact_at(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
-              chunk_values: int = 1 << 22) -> torch.Tensor:
+              record: SpikeRecord, chunk_values: int = 1 << 22) -> torch.Tensor:
     """Exact float64 potentials of the neurons at ``where`` (rows of (n, c[, h, w]) indices), in that order.
 
-    Each distinct input patch is gathered once and multiplied by every channel's weights (one float64
-    matmul), then the wanted channels are picked: uncertain neurons cluster at positions."""
-    w2 = w.flatten(1).t()  # fan-in x channels
+    Each distinct input patch is gathered once (uncertain neurons cluster at positions), and each neuron
+    takes the dot product of its patch with its own channel's weights: fan-in multiply-adds per neuron."""
+    w2 = w.flatten(1)  # channels x fan-in
     if op["op"] == "linear":
-        positions, inverse = where[:, 0].unique(return_inverse=True)
-        full = x[positions].double() @ w2
+        key = where[:, 0]
     else:
         k, s, p = w.shape[-1], op["stride"], op["padding"]
         height, width = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
         key = (where[:, 0] * height + where[:, 2]) * width + where[:, 3]  # one integer per output position
-        key, inverse = key.unique(return_inverse=True)
-        positions = torch.stack([key // (height * width), key // width % height, key % width], 1)
         padded = F.pad(x, (p, p, p, p))
         span = torch.arange(k, device=x.device)
         channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-        parts = []
-        for part in positions.split(max(1, chunk_values // w[0].numel())):
-            n, row, col = part.unbind(1)
+    out = torch.empty(len(where), dtype=torch.float64, device=x.device)
+    for part in key.argsort().split(max(1, chunk_values // w2.shape[1])):  # neurons of a position together
+        positions, inverse = key[part].unique(return_inverse=True)
+        if op["op"] == "linear":
+            patches = x[positions].double()
+        else:
+            n, row, col = positions // (height * width), positions // width % height, positions % width
             rows = (row * s).view(-1, 1, 1, 1) + span.view(1, 1, -1, 1)
             cols = (col * s).view(-1, 1, 1, 1) + span.view(1, 1, 1, -1)
-            patch = padded[n.view(-1, 1, 1, 1), channels, rows, cols]  # m, C, k, k (the layer's conv order)
-            parts.append(patch.flatten(1).double() @ w2)
-        full = torch.cat(parts)
-    return full[inverse, where[:, 1]] + bias[where[:, 1]]
+            patches = padded[n.view(-1, 1, 1, 1), channels, rows, cols].flatten(1).double()  # the conv's order
+        out[part] = (patches[inverse] * w2[where[part, 1]]).sum(1)
+        record.work["gathered values"] += patches.numel()
+    record.work["float64 MACs"] += len(where) * w2.shape[1]
+    return out + bias[where[:, 1]]
 
 
 def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int = 48,

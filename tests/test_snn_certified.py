@@ -65,3 +65,20 @@ def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> N
     monkeypatch.setattr(snn, "_error_bound", lambda op, w, bias, magnitude: torch.zeros(len(w)))
     naive, _ = simulate_closed_form(net, pixels)  # float32 without the certificate
     assert naive.item() == 0.5  # the rounding made it fire a step early
+
+
+def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons() -> None:
+    """Work, not time (load does not change it): the hidden layers' float32 pass, a bound over each layer's
+    inputs (not a second pass over its weights), and fan-in float64 multiply-adds per neuron left undecided."""
+    for T, pool in ((8, "max"), (16, "avg")):
+        model, pixels = _trained(T, pool=pool, size=16)
+        net = export_snn(model)
+        _, rec = simulate_closed_form(net, pixels)
+        ann = simulate_closed_form(net, pixels, certified=False)[1].work
+        assert set(ann) == {"float64 MACs"}  # the reference: every layer once, in float64
+        output = len(pixels) * net.ops[-1]["codes"].numel()  # the output layer, float64 in both
+        hidden = ann["float64 MACs"] - output
+        assert hidden <= rec.work["float32 MACs"] < 1.5 * hidden  # a second full pass would make it 2x
+        fan_in = max(op["codes"][0].numel() for op in net.ops if op["op"] in ("conv", "linear"))
+        assert output <= rec.work["float64 MACs"] <= output + rec.refined * fan_in
+        assert rec.refined < 0.01 * rec.certified
