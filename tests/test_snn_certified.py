@@ -69,7 +69,8 @@ def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> N
 
 def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons() -> None:
     """Work, not time (load does not change it): the hidden layers' float32 pass, a bound over each layer's
-    inputs (not a second pass over its weights), and fan-in float64 multiply-adds per neuron left undecided."""
+    inputs (not a second pass over its weights), and a float64 patch times every channel's weights per
+    position holding a neuron left undecided."""
     for T, pool in ((8, "max"), (16, "avg")):
         model, pixels = _trained(T, pool=pool, size=16)
         net = export_snn(model)
@@ -79,6 +80,6 @@ def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons() 
         output = len(pixels) * net.ops[-1]["codes"].numel()  # the output layer, float64 in both
         hidden = ann["float64 MACs"] - output
         assert hidden <= rec.work["float32 MACs"] < 1.5 * hidden  # a second full pass would make it 2x
-        fan_in = max(op["codes"][0].numel() for op in net.ops if op["op"] in ("conv", "linear"))
-        assert output <= rec.work["float64 MACs"] <= output + rec.refined * fan_in
+        position = max(op["codes"].numel() for op in net.ops if op["op"] in ("conv", "linear"))  # channels x fan-in
+        assert output <= rec.work["float64 MACs"] <= output + rec.refined * position
         assert rec.refined < 0.01 * rec.certified
