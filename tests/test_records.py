@@ -122,3 +122,9 @@ def test_a_journal_storage_gets_the_same_trials(tmp_path) -> None:
     assert add_finished(study, trials) == list(range(20))
     back = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "j.log"))).get_trials()
     assert [_fields(t)[1:] for t in back] == [_fields(t)[1:] for t in trials]
+
+
+def test_an_empty_batch_writes_nothing(tmp_path) -> None:
+    study = _study(tmp_path / "s.db")
+    count = _statements(study)
+    assert add_finished(study, []) == [] and count[0] == 0

@@ -40,6 +40,8 @@ def add_finished(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[int
         if t.values is not None and len(t.values) != len(study.directions):
             raise ValueError(f"trial {t.number} has {len(t.values)} values for {len(study.directions)} objectives")
     backend = rdb_of(study)
+    if not trials:
+        return []
     if backend is None:
         before = len(study.get_trials(deepcopy=False))
         study.add_trials(trials)
