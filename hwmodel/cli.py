@@ -104,20 +104,39 @@ def cmd_sweep(args) -> int:
     _check_network(arch, wl, args, grid)
     combos = list(itertools.product(*grid.values()))
     columns = {name: np.array([c[i] for c in combos]) for i, name in enumerate(grid)}
+    progress = _Progress(len(combos))
     result = hwmodel.estimate_many(arch, wl, **columns)
+    reasons = hwmodel.infeasible_reasons(arch, wl, **columns) if not result["feasible"].all() else None
+    progress.say(f"priced {len(combos):,} processors")
     out = io.StringIO()
     writer = csv.writer(out)
     keys = list(result)
-    writer.writerow(list(grid) + keys)
+    writer.writerow(list(grid) + keys + ["infeasible_because"])
     for i, combo in enumerate(combos):
         writer.writerow(list(combo) + [bool(result[k][i]) if k == "feasible" else f"{result[k][i]:.6g}"
-                                       for k in keys])
+                                       for k in keys] + [reasons[i] if reasons is not None else ""])
+        if i % 100_000 == 99_999:
+            progress.say(f"wrote {i + 1:,} of {len(combos):,} rows")
     if args.out:
         _write(args.out, out.getvalue())
         print(f"wrote {len(combos)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(out.getvalue())
     return 0
+
+
+class _Progress:
+    """One stderr line per step of a long sweep (a terminal only): numpy + pyyaml, so no progress-bar library."""
+
+    def __init__(self, rows: int):
+        import time
+
+        self.clock, self.start = time.monotonic, time.monotonic()
+        self.on = rows >= 100_000 and sys.stderr.isatty()
+
+    def say(self, what: str) -> None:
+        if self.on:
+            print(f"sweep: {what} ({self.clock() - self.start:.1f} s)", file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:
@@ -219,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="evaluate a grid of arch fields, CSV out")
     _common(p)
     p.add_argument("--set", action="append", metavar="FIELD=VALUES",
-                   help="FIELD=V1,V2,... or FIELD=LO:HI:STEP; repeat for a cartesian grid")
+                   help="FIELD=V1,V2,... or FIELD=LO:HI:STEP; repeat for a cartesian grid. Fields: "
+                        + ", ".join(fields.FIELDS))
     p.add_argument("--out", help="CSV file (written atomically); default stdout")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("calibrate", help="fit the ERT scale factors to the paper's 486.7 uJ (chip energy)")

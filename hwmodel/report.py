@@ -147,6 +147,20 @@ def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, n
     return result
 
 
+def infeasible_reasons(arch: Arch, workload: Workload, **field_values) -> np.ndarray:
+    """Per config of ``estimate_many``'s grid, why it is infeasible ("" where it is feasible): the checks of
+    ``estimate``, vectorized (a second evaluation: kept out of ``estimate_many``'s hot path)."""
+    out = evaluate(field_arrays(arch, field_values), layer_table(workload), ert.calibration(), detail=True)
+    shape = out["feasible"].shape
+    flags = dict(out["checks"])
+    flags.update({reason: np.asarray(f).any(axis=-1) for reason, f in out["layer_checks"].items()})
+    reasons = np.full(shape, "", dtype=object)
+    for reason, flag in flags.items():
+        hit = np.broadcast_to(flag, shape)
+        reasons[hit] = np.where(reasons[hit] == "", reason, reasons[hit] + "; " + reason)
+    return reasons
+
+
 def _layer_sum(arrays: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """The sum over the layer axis of arrays broadcast to ``shape`` + (layers,), without broadcasting them:
     a config-only array (one layer entry) counts once per layer, a workload-only one is summed once."""

@@ -89,3 +89,20 @@ def test_calibrate_reports_all_builtins(tmp_path):
     assert abs(data["error_pct"]) < 1e-6 and data["activity"]["firing"] == 0.5
     assert set(data["same_constants"]) == {"vgg16-cifar10", "vgg16-cifar100", "vgg16-tiny-imagenet"}
     assert run("calibrate", "--target-uj", "5", "--out", str(dest)).returncode == 2
+
+
+def test_sweep_rows_say_why_they_are_infeasible_and_help_lists_the_fields() -> None:
+    out = run("sweep", "--arch", "paper", "--workload", "vgg16-cifar10", "--set", "pe_rows=0,8",
+              "--set", "weight_bits=1,5")
+    assert out.returncode == 0, out.stderr
+    rows = {(r["pe_rows"], r["weight_bits"]): r for r in csv.DictReader(io.StringIO(out.stdout))}
+    assert rows[("8", "5")]["feasible"] == "True" and rows[("8", "5")]["infeasible_because"] == ""
+    assert rows[("0", "5")]["infeasible_because"] == "no processing elements (pe_rows x pe_cols = 0)"
+    assert rows[("0", "1")]["infeasible_because"] == ("no processing elements (pe_rows x pe_cols = 0); "
+                                                      "weight_bits < 2 leaves no exponent bit")
+    for (pe, bits), row in rows.items():  # the same reasons the scalar estimate gives
+        report = hwmodel.estimate(hwmodel.with_fields(hwmodel.load_arch("paper"), pe_rows=int(pe), weight_bits=int(bits)),
+                                  hwmodel.load_workload("vgg16-cifar10"))
+        assert row["infeasible_because"] == "; ".join(report.reasons)
+    helptext = run("sweep", "--help").stdout
+    assert all(name in helptext for name in hwmodel.FIELDS)
