@@ -90,3 +90,15 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=15
                           print_blob=True)
 settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance shared by one test module (loopback only, small object store)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             object_store_memory=100 << 20)
+    yield ray
+    ray.shutdown()

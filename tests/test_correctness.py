@@ -28,17 +28,6 @@ pytestmark = pytest.mark.ray
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-             object_store_memory=100 << 20)
-    yield ray
-    ray.shutdown()
-
-
 def _run(tmp_path: Path, text: str, results: Path, **opts):
     space = load_space(write_space(tmp_path, text))
     return space, run_search(space, RunOptions(results_dir=results, progress=False, cache_dir=str(tmp_path / "cache"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,17 +21,6 @@ from dse.search.space import load_space
 from studies import DIGITS_SPACE, ENV, HW_SPACE, loopback_cluster, search_cmd, storage_trials, write_space
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-             object_store_memory=100 << 20)
-    yield ray
-    ray.shutdown()
 
 
 def _space(tmp_path: Path, text: str):
