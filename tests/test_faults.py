@@ -10,6 +10,7 @@ import csv
 import json
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -25,16 +26,20 @@ COMPLETE, RUNNING, FAIL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialS
 
 
 def _start(cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # stderr to a file, not a pipe: nobody reads a pipe while the test polls, and a full one would stall the driver
+    err = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    proc.err_file = err
+    return proc
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
     try:
-        _, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     finally:
         kill_group(proc)  # the driver's own Ray instance, whatever happened
-    return proc.returncode, err
+    proc.err_file.seek(0)
+    return proc.returncode, proc.err_file.read()
 
 
 def _error_line(err: str) -> str:
@@ -70,6 +75,7 @@ def test_driver_killed_then_resumed_loses_nothing_repeats_nothing_and_reuses_the
     proc = _start(search_cmd(path, tmp_path))
 
     def training() -> bool:  # two trials done and one mid-training (all its parameters suggested)
+        assert proc.poll() is None, f"the driver exited ({proc.returncode}) before the kill: {_finish(proc)[1][-2000:]}"
         trials = trials_so_far(db, "resume")
         return [t.state for t in trials].count(COMPLETE) >= 2 and any(
             t.state == RUNNING and len(t.params) == 3 for t in trials)

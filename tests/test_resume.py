@@ -38,12 +38,12 @@ def test_a_killed_training_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_
     assert ref.returncode == 0, ref.stderr
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not (out / STATE_FILE).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     state = torch.load(out / STATE_FILE, weights_only=True)
     done = {"pretrain": 0, "train": 6, "finetune": 30}[["pretrain", "train", "finetune"][state["phase"]]] + state["epoch"]
     assert 1 <= done < 34 and not (out / "metrics.json").exists()  # killed mid-training
