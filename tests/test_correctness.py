@@ -156,7 +156,7 @@ def test_a_second_driver_on_a_shared_journal_is_refused_while_the_first_lives_an
     journal = tmp_path / "shared.journal"
     space = write_space(tmp_path, distinct_trainings_space("live"))
     first = subprocess.Popen(search_cmd(space, tmp_path / "a", "--storage", str(journal)), env=ENV,
-                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def running():
         try:
