@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -75,7 +76,11 @@ def trials_so_far(db: Path, study: str) -> list[optuna.trial.FrozenTrial]:
     """The study's trials, or [] while the database is still being created."""
     if not db.exists():
         return []
-    try:
+    try:  # read-only until the driver has created the study: opening Optuna's storage on a database being
+        # created would race the driver's own schema set-up (it once failed the driver: UNIQUE alembic_version)
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            if not con.execute("SELECT 1 FROM studies WHERE study_name = ?", (study,)).fetchone():
+                return []
         return storage_trials(db, study)
     except Exception:  # created but not yet holding the study
         return []
