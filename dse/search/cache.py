@@ -2,9 +2,10 @@
 
 The key hashes the full TrainSpec, the content fingerprint of the dataset as decoded
 (``dse.data.content_hash``), the dse version and the source of every module that training runs, so
-neither other data under the same name nor a code change ever serves a stale network. Entries are written to a private temporary
-directory and renamed into place: when two workers finish the same key at once, the first rename
-wins and the other discards its copy. The cache is shared across studies.
+neither other data under the same name nor a code change ever serves a stale network. Entries are
+trained in ``.partial-<key>`` (resumable after a lost worker) and renamed into place: when two workers
+finish the same key at once, the first rename wins and the other discards its copy. The cache is
+shared across studies.
 """
 
 from __future__ import annotations
