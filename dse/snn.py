@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,7 @@ def _record_fire(record: SpikeRecord, times: torch.Tensor, T: int, keep_times: b
     record.histograms.append(histogram)
     record.output_spikes.append(float(histogram.sum()))
     if keep_times:
-        record.spike_times.append(times)
+        record.spike_times.append(times.long())
     return record.output_spikes[-1]
 
 
@@ -99,12 +98,13 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                 error = layer = None
                 record.work["float64 MACs"] += x.numel() * w[0].numel()
         elif kind == "fire":
-            theta = 2.0 ** op["theta_exp"]
-            times = _times(x, theta, code) if error is None else _certified_times(x, error, theta, code, layer, record)
+            theta_exp = op["theta_exp"]
+            times = (_times(x, theta_exp, code) if error is None
+                     else _certified_times(x, error, theta_exp, code, layer, record))
             events = _record_fire(record, times, T, keep_times)
-            bits, magnitude = code.fraction_bits + 1, theta  # levels run from theta down to 2^-fraction_bits theta
+            bits, magnitude = code.fraction_bits + 1, 2.0**theta_exp  # levels: theta down to 2^-fraction_bits theta
             exact32 = certified and bits <= FLOAT32_BITS
-            x = decode(times, theta, code, dtype=torch.float32 if exact32 else torch.float64)
+            x = _decode(times, theta_exp, code, torch.float32 if exact32 else torch.float64)
             error = layer = None
         elif kind == "maxpool":  # only the earliest spike of each window passes
             x = F.max_pool2d(x, op["kernel"])
@@ -154,37 +154,37 @@ def _ieee_float32(device: torch.device):
         torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
-def _certified_times(v: torch.Tensor, error: torch.Tensor, theta: float, code, layer: tuple,
+def _certified_times(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code, layer: tuple,
                      record: SpikeRecord) -> torch.Tensor:
     """Spike times of float32 potentials ``v`` known to within ``error``: exact. Where the interval
     ``v +- error`` straddles a threshold, a bound from the neuron's actual inputs is taken (``_local_bound``,
     at those neurons only), and the neurons it still cannot decide are recomputed exactly in float64."""
     record.certified += v.numel()
-    times, unsure = _bracket(v, error, theta, code)
+    times, unsure = _bracket(v, error, theta_exp, code)
     if not unsure.any():
         return times
     op, x, w, bias = layer
     where = unsure.nonzero()
     if len(where) > TIGHTEN_SHARE * v.numel():
-        local_times, still = _bracket(v[unsure], _local_bound(op, x, w, bias, where, record), theta, code)
-        times[unsure] = local_times  # exact where no longer unsure; the rest is recomputed below
+        at = tuple(where.t())
+        local_times, still = _bracket(v[at], _local_bound(op, x, w, bias, where, record), theta_exp, code)
+        times[at] = local_times  # exact where no longer unsure; the rest is recomputed below
         where = where[still]
     record.refined += len(where)
     if len(where) > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
         exact = _apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
         record.work["float64 MACs"] += v.numel() * w[0].numel()
-        return _times(exact, theta, code)
+        return _times(exact, theta_exp, code)
     if len(where):
-        times[tuple(where.t())] = _times(_exact_at(op, x, w, bias, where, record), theta, code)
+        times[tuple(where.t())] = _times(_exact_at(op, x, w, bias, where, record), theta_exp, code)
     return times
 
 
-def _bracket(v: torch.Tensor, error: torch.Tensor, theta: float, code) -> tuple[torch.Tensor, torch.Tensor]:
-    """(spike times of ``v + error``, where ``v - error`` would fire later): one table search, one lookup.
-    A higher potential fires no later, so the times are exact wherever the second is False."""
-    times = _times(v + error, theta, code)
-    below = torch.tensor(code.thresholds() + [-math.inf], dtype=v.dtype, device=v.device) * theta
-    return times, v - error < below[times]
+def _bracket(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spike times of ``v + error``, where ``v - error`` would fire later). A higher potential fires no
+    later, so the times are exact wherever the second is False."""
+    times = _times(v + error, theta_exp, code)
+    return times, _times(v - error, theta_exp, code) != times
 
 
 def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
@@ -212,11 +212,31 @@ def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor,
     return 2 * (nonzero + 4) * 2.0**-FLOAT32_BITS * largest
 
 
-def _times(v: torch.Tensor, theta: float, code) -> torch.Tensor:
-    """``dse.quant.spike_times`` in one pass: T minus the number of thresholds at or below v (exact: the
-    thresholds times theta are dyadic numbers of a few bits)."""
-    below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * theta
-    return code.time_window - torch.bucketize(v.contiguous(), below, right=True)
+_FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
+
+
+def _times(v: torch.Tensor, theta_exp: int, code) -> torch.Tensor:
+    """``dse.quant.spike_times`` in one pass, exact. For k = 1 and floor thresholds (theta 2^-t) the step is
+    theta_exp - floor(log2 v), read off the float's exponent field (zero, negative and subnormal potentials fall
+    below the window); otherwise T minus the number of thresholds at or below v (a table search)."""
+    T = code.time_window
+    if code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS:
+        as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
+        exponent = (v.contiguous().view(as_int) >> mantissa) - bias  # sign-extended: negative v gives < -bias
+        return (theta_exp - exponent).clamp_(0, T).to(torch.int32)  # int32: half the traffic of int64
+    below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * 2.0**theta_exp
+    return T - torch.bucketize(v.contiguous(), below, right=True, out_int32=True)
+
+
+def _decode(times: torch.Tensor, theta_exp: int, code, dtype: torch.dtype) -> torch.Tensor:
+    """``dse.quant.decode``: theta 2^-t (0 for t = T) built in the float's exponent field for k = 1, floor."""
+    as_int, mantissa, bias = _FLOAT_FIELDS.get(dtype, (None, 0, 0))
+    if not (code.exact_shift and code.rounding == "floor" and as_int
+            and theta_exp - code.time_window > -bias):  # every level a normal float
+        return decode(times, 2.0**theta_exp, code, dtype=dtype)
+    fields = ((bias + theta_exp) - times).to(as_int) << mantissa
+    fields = fields.masked_fill_(times == code.time_window, 0)
+    return fields.view(dtype)
 
 
 def _exact_at(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
