@@ -105,11 +105,16 @@ class TrainState:
         return state, doc
 
 
-def run(model: VGG, train, spec, device, out: Path, *, monitor=None, progress: bool = True, log=print) -> TrainState:
+def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=None, on_epoch=None,
+        progress: bool = True, log=print) -> TrainState:
     """Train ``model`` in place through every phase of ``spec``, resuming from ``out/train_state.pt``.
 
     ``monitor``: a split whose eval-mode accuracy is recorded after every epoch and at the stages of a
     CAT training (before folding, right after it): for reporting only, never for decisions.
+    ``validation``: a split held out of the training data; its eval-mode accuracy is each curve row's
+    ``val_accuracy``, what decisions (pruning) may use. ``on_epoch(n, row)`` is called after the n-th
+    epoch's state is saved (so whatever it raises stops a training that resumes there), and, on resume,
+    for every epoch already done.
     """
     path = out / STATE_FILE
     plan = phases(spec)
@@ -124,6 +129,8 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, progress: b
         gen.set_state(saved["gen"])
         done = sum(p.epochs for p in plan[:state.phase]) + state.epoch
         log(f"resumed from {path} after epoch {done} of {sum(p.epochs for p in plan)}")
+        for n, row in enumerate(state.curve if on_epoch is not None else (), 1):
+            on_epoch(n, row)
     for index in range(state.phase, len(plan)):
         phase = plan[index]
         if phase.name == "finetune" and not model.folded:
@@ -141,9 +148,13 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, progress: b
             state.seconds += row["seconds"]
             if monitor is not None:
                 row["accuracy"] = accuracy(model, monitor, device)
+            if validation is not None:
+                row["val_accuracy"] = accuracy(model, validation, device)
             state.curve.append(row)
             state.phase, state.epoch = index, epoch + 1
             state.save(path, model, opt, sched, gen)
+            if on_epoch is not None:
+                on_epoch(len(state.curve), row)
         state.phase, state.epoch = index + 1, 0
     model.set_pretraining(False)
     if spec.activation == "cat" and not model.folded:  # no fine-tune phase: fold anyway, the SNN has no BN

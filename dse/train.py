@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from dse.atomic import write_bytes, write_text
 from dse import loop
-from dse.data import DATASET_NAMES, Dataset, batches, load_dataset
+from dse.data import DATASET_NAMES, Dataset, batches, hold_out, load_dataset, subset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
@@ -70,8 +70,10 @@ class TrainSpec:
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
-    max_train_images: int = 0  # 0 = all
+    max_train_images: int = 0  # 0 = all (after the validation images are held out)
     max_test_images: int = 0
+    # held out of the training data, never trained on (dse.data.hold_out); -1: a tenth, at most 5,000; 0: none
+    validation_images: int = -1
     coarse_labels: bool = False  # CIFAR-100 only
 
     def __post_init__(self) -> None:
@@ -84,7 +86,8 @@ class TrainSpec:
                 raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
         minimum = {"width": 1e-3, "weight_bits": 2, "time_window": 1, "steps_per_octave": 1, "epochs": 0,
                    "finetune_epochs": 0, "pretrain_epochs": 0, "log2_theta": -30, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
-                   "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0}
+                   "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0,
+                   "validation_images": -1}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
@@ -174,16 +177,13 @@ def build_for(spec: TrainSpec, data: Dataset) -> VGG:
                        learn_theta=spec.theta == "learned")
 
 
-def _subset(split, limit: int):
-    return split if not limit or limit >= len(split.labels) else type(split)(split.images[:limit], split.labels[:limit])
-
-
 def exact_kernels():
     """cuDNN may pick FFT or Winograd convolutions, and TF32 rounds float32 products: the exact paths run
     plain GEMM sums (a no-op on the CPU)."""
     return torch.backends.cudnn.flags(enabled=False, allow_tf32=False)
 
 
+VALIDATION_SPIKES = "spikes-validation.json"  # the held-out training images' activity: what a search prices
 ANN_CHECK_IMAGES = 256  # test images on which a CAT network's float64 ANN is run to check SNN = ANN
 
 
@@ -271,14 +271,14 @@ def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None
 def snn_of(model: VGG, spec: TrainSpec, data: Dataset) -> SNNNetwork:
     if spec.activation == "cat":
         return export_snn(model)
-    calib = _subset(data.train, 2000).images.float() / 2**PIXEL_FRACTION_BITS
+    calib = subset(data.train, 2000).images.float() / 2**PIXEL_FRACTION_BITS
     return convert_relu(model.cpu(), calib, weight_bits=spec.weight_bits, time_window=spec.time_window,
                         steps_per_octave=spec.steps_per_octave, rounding=spec.rounding)
 
 
 def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
-            check_images: int = ANN_CHECK_IMAGES) -> tuple[dict, dict, SNNNetwork]:
-    """SNN and ANN accuracy on the test split, their agreement, and the spike statistics document.
+            check_images: int = ANN_CHECK_IMAGES, split=None) -> tuple[dict, dict, SNNNetwork]:
+    """SNN and ANN accuracy on the test split (or ``split``), their agreement, and the spike statistics document.
 
     The SNN is evaluated once, on every test image. A CAT network's SNN computes its float64 ANN bit for bit
     by construction (tests/test_snn.py), so the ANN runs only on the first ``check_images`` test images
@@ -286,7 +286,7 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
     the metrics say so. A ReLU network's SNN is another function (the naive conversion): its ANN (float32)
     always runs on every image.
     """
-    test = _subset(data.test, spec.max_test_images)
+    test = split if split is not None else subset(data.test, spec.max_test_images)
     labels = test.labels
     t0 = time.perf_counter()
     if not spec.exportable:  # CAT with float weights: an attribution variant with no SNN on this hardware
@@ -299,7 +299,7 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
     checked = len(labels)
     if spec.activation == "cat" and check_images:
         checked = min(check_images, len(labels))
-    sample = ann_logits(model, _subset(test, checked), device)
+    sample = ann_logits(model, type(test)(test.images[:checked], test.labels[:checked]), device)
     same = spec.activation == "cat" and torch.equal(sample, outputs[:checked])
     if same:
         ann = snn
@@ -323,12 +323,15 @@ def _device_name(dev: torch.device) -> str:
 
 def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
                        threads: int | None = None, progress: bool = True, fuse: bool | None = None,
-                       monitor: int = 0) -> TrainResult:
+                       monitor: int = 0, on_epoch=None) -> TrainResult:
     """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``.
 
     A killed training resumes from ``out_dir/train_state.pt`` (written after every epoch) when called
     again with the same spec. ``monitor`` > 0 records the float32 accuracy on that many test images
-    after every epoch and around batch-norm folding (metrics' ``curve`` and ``stages``).
+    after every epoch and around batch-norm folding (metrics' ``curve`` and ``stages``). The validation
+    images (``spec.validation_images``, held out of the training data) give each curve row's
+    ``val_accuracy``, passed to ``on_epoch(n, row)`` after each epoch (see ``loop.run``), and the final
+    ``val_*`` metrics; ``spikes-validation.json`` holds their spike statistics.
 
     ``fuse`` compiles CAT's elementwise passes (same numbers, faster steps after a warm-up of tens of
     seconds); by default on for trainings of ``FUSE_MIN_STEPS`` steps or more.
@@ -341,8 +344,8 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
+    train, validation = hold_out(data.train, spec.validation_images, spec.max_train_images)
     out.mkdir(parents=True, exist_ok=True)  # after the data loads: a bad data directory leaves nothing behind
-    train = _subset(data.train, spec.max_train_images)
     if dev.type == "cuda":  # the whole dataset on the GPU: no host-to-device copy per batch
         train = type(train)(train.images.to(dev), train.labels.to(dev))
     torch.manual_seed(spec.seed)
@@ -350,11 +353,16 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     steps = (spec.epochs + spec.finetune_epochs) * math.ceil(len(train.labels) / spec.batch_size)
     if fuse if fuse is not None else steps >= FUSE_MIN_STEPS:
         model.fuse_activations()
-    watch = _subset(data.test, monitor) if monitor else None
-    state = loop.run(model, train, spec, dev, out, monitor=watch, progress=progress,
-                     log=lambda m: print(m, flush=True) if progress else None)
+    watch = subset(data.test, monitor) if monitor else None
+    state = loop.run(model, train, spec, dev, out, monitor=watch, validation=validation, on_epoch=on_epoch,
+                     progress=progress, log=lambda m: print(m, flush=True) if progress else None)
     name = f"{spec.model}-{spec.dataset}"
     metrics, doc, net = measure(model, spec, data, dev, name)
+    val_doc = None
+    if validation is not None:
+        val, val_doc, _ = measure(model, spec, data, dev, name, split=validation)
+        metrics.update({f"val_{k}": v for k, v in val.items() if k in ("ann_accuracy", "snn_accuracy", "agreement")})
+    metrics["validation_images"] = 0 if validation is None else len(validation.labels)
     metrics.update(spec=spec.to_dict(), train_seconds=state.seconds, train_images=len(train.labels),
                    device=str(dev), device_name=_device_name(dev), torch=torch.__version__, curve=state.curve,
                    stages=state.stages, curve_images=len(watch.labels) if watch is not None else 0)
@@ -363,6 +371,8 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     if net is not None:
         net.save(snn_path)
         write_spike_statistics(doc, stats)
+        if val_doc is not None:
+            write_spike_statistics(val_doc, out / VALIDATION_SPIKES)
     write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     (out / loop.STATE_FILE).unlink(missing_ok=True)  # finished: the outputs above replace the resumable state
     return TrainResult(metrics["ann_accuracy"], metrics.get("snn_accuracy", float("nan")),

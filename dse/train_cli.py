@@ -11,8 +11,10 @@ from dse import flags
 from dse.errors import UserError
 
 
-_HELP = {"max_train_images": "train on the first N images only, 0 = all ",
-         "max_test_images": "test on the first N images only, 0 = all "}
+_HELP = {"max_train_images": "train on N images only (class-balanced, seeded draw), 0 = all ",
+         "max_test_images": "test on N images only (class-balanced, seeded draw), 0 = all ",
+         "validation_images": "hold N training images out, never trained on (class-balanced, seeded); their "
+                              "accuracy is the curve's val_accuracy; -1 = a tenth, at most 5,000; 0 = none "}
 
 
 def register(subparsers) -> None:
@@ -44,8 +46,9 @@ def register(subparsers) -> None:
     e.add_argument("--accumulator-bits", type=flags.positive_int, default=None,
                    help="membrane accumulator width of the event simulator (default: the --arch processor's)")
     e.add_argument("--arch", default="paper", help="processor whose accumulator width --events checks (default: paper)")
-    e.add_argument("--max-test-images", type=int, default=0, metavar="N",
-                   help="evaluate on the first N test images only (default 0: all of them)")
+    e.add_argument("--max-test-images", type=flags.count, default=0, metavar="N",
+                   help="evaluate on N test images only, a class-balanced seeded draw (default 0: all of them, "
+                        "whatever the training tested on)")
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _common(e)
@@ -109,7 +112,7 @@ def _processor_accumulator_bits(arch_name: str, spec, doc: dict) -> int:
 def _evaluate(args) -> int:
     import torch
 
-    from dse.data import batches
+    from dse.data import batches, subset
     from dse.progress import bar, batch_count
     from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
     from dse.train import load_checkpoint, measure, resolve_device
@@ -117,15 +120,13 @@ def _evaluate(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, spec, data = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
-    if args.max_test_images:
-        spec = dataclasses.replace(spec, max_test_images=args.max_test_images)
+    spec = dataclasses.replace(spec, max_test_images=args.max_test_images)  # the flag, not the training's value
     device = resolve_device(args.device)
     metrics, doc, net = measure(model.to(device), spec, data, device, f"{spec.model}-{spec.dataset}")
     if args.events and args.accumulator_bits is None:  # check overflow at the width of the processor that runs it
         args.accumulator_bits = _processor_accumulator_bits(args.arch, spec, doc)
     if args.events:
-        test = data.test if not spec.max_test_images else type(data.test)(
-            data.test.images[:spec.max_test_images], data.test.labels[:spec.max_test_images])
+        test = subset(data.test, spec.max_test_images)  # the images measure() tested
         equal = overflows = 0
         for x, _ in bar(batches(test, 250), batch_count(len(test.labels), 250), "event-driven SNN"):
             a, _ = simulate_closed_form(net, x.to(device))

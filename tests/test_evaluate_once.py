@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import dse.train as train
+from dse.data import subset
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, measure, train_and_evaluate
 
 SPEC = TrainSpec(dataset="digits", model="tiny_vgg", epochs=2, batch_size=64, max_train_images=600, max_test_images=200)
@@ -20,7 +21,7 @@ def trained(tmp_path_factory):
 
 
 def _test_split(data, n):
-    return type(data.test)(data.test.images[:n], data.test.labels[:n])
+    return subset(data.test, n)  # the class-balanced draw measure() tests on
 
 
 def test_ann_runs_on_the_sample_only_and_its_accuracy_is_the_full_anns(trained) -> None:
@@ -29,7 +30,7 @@ def test_ann_runs_on_the_sample_only_and_its_accuracy_is_the_full_anns(trained) 
     assert metrics["ann_images"] == 32 and metrics["ann_equal_snn_bitwise"] is True
     assert metrics["test_images"] == 200 and doc["snn"]["images"] == 200
     full = ann_predictions(model, _test_split(data, 200), torch.device("cpu"))
-    assert metrics["ann_accuracy"] == float((full == data.test.labels[:200]).float().mean())
+    assert metrics["ann_accuracy"] == float((full == _test_split(data, 200).labels).float().mean())
     assert metrics["agreement"] == 1.0 and metrics["snn_accuracy"] == metrics["ann_accuracy"]
 
 
@@ -46,7 +47,7 @@ def test_a_differing_sample_makes_the_ann_run_on_every_image(trained, monkeypatc
     metrics, _, _ = measure(model, spec, data, torch.device("cpu"), "once", check_images=32)
     assert metrics["ann_images"] == 200 and metrics["ann_equal_snn_bitwise"] is False
     full = ann_predictions(model, _test_split(data, 200), torch.device("cpu"))
-    assert metrics["ann_accuracy"] == float((full == data.test.labels[:200]).float().mean())
+    assert metrics["ann_accuracy"] == float((full == _test_split(data, 200).labels).float().mean())
     assert metrics["agreement"] == pytest.approx(199 / 200)
 
 

@@ -32,7 +32,14 @@ def test_digits_cat_learns_and_the_snn_agrees_on_every_image(digits_run):
     assert r.agreement == 1.0 and r.snn_accuracy == r.ann_accuracy
     m = json.loads((out / "metrics.json").read_text())
     assert m["spec"] == DIGITS.to_dict() and m["test_images"] == 360 and m["conversion_loss"] == 0.0
-    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "snn.pt", "spikes.json", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "snn.pt", "spikes.json", "metrics.json",
+                                               "spikes-validation.json"}
+    # a tenth of digits' 1,437 training images held out, never trained on; the curve is their accuracy
+    assert m["validation_images"] == 143 and m["train_images"] == 1437 - 143
+    assert len(m["curve"]) == DIGITS.epochs + DIGITS.finetune_epochs
+    assert all(0 <= row["val_accuracy"] <= 1 for row in m["curve"]) and m["val_agreement"] == 1.0
+    val = json.loads((out / "spikes-validation.json").read_text())["snn"]
+    assert val["images"] == 143 and val["accuracy"] == pytest.approx(m["val_snn_accuracy"])
 
 
 def test_checkpoint_is_plain_and_reloads_to_the_same_predictions(digits_run):
