@@ -59,12 +59,13 @@ def lookup(spec: TrainSpec, cache_dir: Path, data_fingerprint: str) -> TrainResu
 
 
 def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = "auto",
-                 threads: int | None = None) -> tuple[TrainResult, bool]:
+                 threads: int | None = None, on_epoch=None) -> tuple[TrainResult, bool]:
     """(result, was_cached). Trains into ``.partial-<key>`` and publishes it atomically.
 
     A training killed with its worker or node leaves ``.partial-<key>`` behind with its last epoch's state,
     and the retry resumes there instead of starting over; a second worker on the same key meanwhile
-    (the partial directory is locked) trains privately.
+    (the partial directory is locked) trains privately. ``on_epoch`` (``loop.run``) may stop the training
+    by raising: its state stays in ``.partial-<key>``, never published, for a later request to resume.
     """
     import fcntl
 
@@ -82,7 +83,7 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
         lock.close()
         lock, work = None, Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
     try:
-        train_and_evaluate(spec, work, data_dir, device, threads, progress=False)
+        train_and_evaluate(spec, work, data_dir, device, threads, progress=False, on_epoch=on_epoch)
         (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "data": fingerprint,
                                                     "code": code_version()}, indent=1))
         entry = cache_dir / cache_key(spec, fingerprint)

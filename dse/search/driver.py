@@ -29,7 +29,7 @@ import yaml
 
 from dse.errors import UserError
 from hwmodel import ConfigError, load_yaml, read_text
-from dse.search import cluster
+from dse.search import cluster, fidelity
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
 from dse.search.records import add_finished
@@ -211,8 +211,9 @@ def _init_ray(address: str | None, directory: Path | None = None):
 
 def _remote(ray):
     @ray.remote(max_retries=3)  # worker or node death: retried; an exception in the trial: not retried
-    def trial_task(space, params, cache_dir, data_dir, threads):
-        outcome = run_trial(space, params, cache_dir, data_dir, threads)
+    def trial_task(space, params, cache_dir, data_dir, threads, board=None, number=None):
+        report = fidelity.reporter(ray, board, number) if board is not None else None
+        outcome = run_trial(space, params, cache_dir, data_dir, threads, report=report)
         outcome["node"] = ray.get_runtime_context().get_node_id()
         return outcome
 
@@ -248,6 +249,8 @@ def tell_outcome(study: optuna.Study, space: SearchSpace, trial: optuna.Trial,
         trial.set_constraint(key, value)
     for key in ("per_workload", "arch", "cached", "seconds", "reasons", "node"):
         trial.set_user_attr(key, outcome[key])
+    if outcome.get("test_accuracy") is not None:  # reported beside the objective, never optimized on
+        trial.set_user_attr("test_accuracy", outcome["test_accuracy"])
     return study.tell(trial, [values[o] for o in space.objectives])
 
 
@@ -266,7 +269,7 @@ def _error_line(exc: BaseException) -> str:
 class Progress:
     def __init__(self, enabled: bool, target: int):
         self.enabled, self.target, self.start = enabled, target, time.monotonic()
-        self.done = self.failed = self.cached = self.earlier = 0
+        self.done = self.failed = self.cached = self.earlier = self.pruned = 0
         self.tty = enabled and sys.stderr.isatty()
 
     def show(self, running: int, pareto, final: bool = False) -> None:
@@ -278,7 +281,7 @@ class Progress:
         fresh = self.done - self.earlier  # finished in this run: the rate the ETA extrapolates
         eta = f"  eta {_clock(elapsed / fresh * (self.target - self.done))}" if fresh and not final else ""
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
-                f"cached {self.cached}  pareto {pareto}  {_clock(elapsed)}{eta}")
+                f"cached {self.cached}  {f'pruned {self.pruned}  ' if self.pruned else ''}pareto {pareto}  {_clock(elapsed)}{eta}")
         end = "\n" if final or not self.tty else ""
         print(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else ""), end=end, file=sys.stderr, flush=True)
 
@@ -360,7 +363,9 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
     progress = Progress(opts.progress, target)
     done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
-    progress.done = progress.earlier = len(study.get_trials(deepcopy=False, states=[COMPLETE]))
+    counted = [COMPLETE, optuna.trial.TrialState.PRUNED]  # the budget counts pruned trials: designs tried
+    progress.done = progress.earlier = len(study.get_trials(deepcopy=False, states=counted))
+    fid = fidelity.Fidelity(ray, study, space.pruning) if space.pruning.enabled else None
     inflight: dict = {}  # ObjectRef -> optuna.Trial
     followers: dict = {}  # ObjectRef -> trials that asked for the same design meanwhile
     running: dict = {}  # design key -> ObjectRef
@@ -384,31 +389,47 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
                 waiting += 1
             else:
                 ref = task.options(num_cpus=space.cpus_per_trial, num_gpus=space.gpus_per_trial).remote(
-                    space, params, cache_dir, opts.data_dir, threads)
+                    space, params, cache_dir, opts.data_dir, threads, fid and fid.board, trial.number)
                 inflight[ref], running[key], followers[ref] = trial, ref, []
         if not inflight:
             break
         progress.show(len(inflight), lambda: _pareto_size(study))
-        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=RESULT_WAIT_S)
+        ready, _ = ray.wait(list(inflight) + ([fid.pending] if fid else []), num_returns=1, timeout=RESULT_WAIT_S)
         for ref in ready:
+            if fid is not None and ref == fid.pending:  # epoch reports: judged now, while trainings wait
+                fid.handle()
+                continue
             trial = inflight.pop(ref)
             running.pop(design_key(trial.params), None)
+            outcome = pruned = None
             try:
                 outcome = ray.get(ref, timeout=60)
             except Exception as exc:  # the trial raised, or its worker died past its retries
                 error = _fail(study, trial, _error_line(exc))
             else:
-                error = tell_outcome(study, space, trial, outcome)
+                pruned = outcome.get("pruned")
+                error = fidelity.tell_pruned(study, trial, outcome) if pruned else \
+                    tell_outcome(study, space, trial, outcome)
+            if fid is not None:
+                fid.finish(trial.number, None if isinstance(error, str) else outcome)
             if not isinstance(error, str):
-                done[design_key(trial.params)], error = error, None
+                if not pruned:  # a pruned design is no result to reuse: asked again, its training resumes
+                    done[design_key(trial.params)] = error
+                error = None
             same = followers.pop(ref)
             for follower in same:
-                if error is None:
+                if pruned:
+                    fidelity.tell_pruned(study, follower, {**outcome, "duplicate_of": trial.number})
+                elif error is None:
                     tell_duplicate(study, follower, done[design_key(trial.params)])
                 else:
                     _fail(study, follower, f"same design as trial {trial.number}, which failed: {error}")
             n = 1 + len(same)
-            if error is None:
+            if pruned:
+                progress.done += n
+                progress.pruned += n
+                in_a_row = 0
+            elif error is None:
                 progress.done += n
                 progress.cached += bool(outcome["cached"]) + n - 1
                 in_a_row = 0
@@ -416,6 +437,8 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
                 progress.failed += n
                 in_a_row, last_error = in_a_row + 1, error
     progress.show(0, lambda: _pareto_size(study), final=True)
+    if fid is not None:
+        fid.close()
     if opts.max_failures and in_a_row >= opts.max_failures:
         raise UserError(f"{directory}: stopped after {in_a_row} trials failed in a row (last: {last_error}); "
                         "finished trials are kept: fix the cause, then --resume")

@@ -23,6 +23,7 @@ import hwmodel
 from dse.data import DATASET_NAMES
 from dse.errors import UserError
 from dse.models import MODEL_NAMES
+from dse.search.fidelity import Pruning, parse_pruner
 from dse.train import TrainSpec
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 
@@ -117,6 +118,7 @@ class SearchSpace:
     max_concurrent: int = 0  # 0 = as many as the cluster's CPUs allow
     arch: str | dict = "paper"  # base processor: a preset name, or all its fields (from a file or a mapping)
     storage: str | None = None  # as written: a server URL, or a file name that lives in the study directory
+    pruning: Pruning = Pruning()  # multi-fidelity: which pruner stops hopeless trainings (dse.search.fidelity)
     source: dict = field(default_factory=dict, compare=False)  # the file as loaded, for the results directory
 
     @property
@@ -378,7 +380,7 @@ def _check_training_values(params: tuple[Param, ...], wls: tuple[Workload, ...])
 
 
 TOP_KEYS = {"study", "workloads", "space", "objectives", "aggregate", "constraints", "sampler", "seed", "budget",
-            "resources", "arch", "storage"}
+            "resources", "arch", "storage", "pruner"}
 
 
 def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
@@ -461,11 +463,17 @@ def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
                 except hwmodel.ConfigError as exc:
                     raise _fail(f"space.{p.name}", str(exc)) from None
     storage = _storage(data.get("storage"))
+    pruning = parse_pruner(data.get("pruner"))
+    if pruning.enabled:
+        for i, w in enumerate(wls):
+            if w.trains and TrainSpec.from_dict(w.train).validation_images == 0:
+                raise _fail(f"workloads[{i}].train.validation_images", "the pruner judges trainings on their "
+                                                                       "validation images: 0 leaves none")
     source = {**data, "workloads": list(wl_sources)}
     if arch != data.get("arch", "paper"):
         source["arch"] = arch
     return SearchSpace(study, tuple(wls), params, tuple(objectives), aggregate, cons, name, seed, n_trials, timeout,
-                       cpus, gpus, concurrent, arch, storage, source=source)
+                       cpus, gpus, concurrent, arch, storage, pruning, source=source)
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -13,6 +13,8 @@ import numpy as np
 
 import hwmodel
 from dse.search.cache import train_cached
+from dse.search.fidelity import Pruned
+from dse.train import VALIDATION_SPIKES
 from dse.search.resolve import design, resolve
 from dse.search.space import ARCH_FIELDS, OBJECTIVES, TRAIN_FIELDS, SearchSpace
 
@@ -31,29 +33,59 @@ def price(arch: hwmodel.Arch, workload: hwmodel.Workload) -> dict:
 
 
 def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | None = None,
-              threads: int | None = None, device: str = "auto") -> dict:
-    """Per-workload metrics and their aggregate, in display units (accuracy %, energy uJ, latency ms, area mm2)."""
+              threads: int | None = None, device: str = "auto", report=None) -> dict:
+    """Per-workload metrics and their aggregate, in display units (accuracy %, energy uJ, latency ms, area mm2).
+
+    ``accuracy`` is the SNN's accuracy on the validation images (held out of the training data), what the
+    search optimizes; ``test_accuracy`` (the test split) is reported beside it and never optimized on. A
+    network trained without validation images is judged on its test accuracy. The network is priced on its
+    validation images' spike statistics. ``report(workload, epoch, validation accuracy)`` is called after
+    every epoch of a training and may raise ``fidelity.Pruned``: the outcome is then ``{"pruned": ...}``
+    with the workloads finished so far.
+    """
     t0 = time.perf_counter()
     per: dict[str, dict] = {}
-    for w in space.workloads:
-        r = resolve(space, params, w)
-        if r.spec is not None:
-            result, cached = train_cached(r.spec, Path(cache_dir), data_dir, device, threads)
-            metrics = price(r.arch, hwmodel.load_workload(result.spike_stats))
-            metrics.update(accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
-                           agreement=result.agreement, cached=cached, spike_stats=str(result.spike_stats),
-                           train_seconds=0.0 if cached else result.metrics.get("train_seconds", 0.0))
-        else:
-            metrics = price(r.arch, hwmodel.load_workload(w.hwmodel_workload))
-            metrics["cached"] = True
-        metrics["adapted"] = r.adapted  # the processor fields the network overrode, reported
-        per[w.name] = metrics
+    try:
+        for w in space.workloads:
+            per[w.name] = _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report)
+    except Pruned as exc:
+        return {"pruned": {"workload": exc.workload, "epoch": exc.epoch, "val_accuracy": 100.0 * exc.value},
+                "per_workload": per, "seconds": time.perf_counter() - t0}
     arch = design(space, params)
     values = aggregate(space, per)
     return {"values": values, "per_workload": per, "feasible": all(m["feasible"] for m in per.values()),
             "reasons": sorted({r for m in per.values() for r in m["reasons"]}),
+            "test_accuracy": aggregate(space, {k: {"accuracy": m["test_accuracy"]} for k, m in per.items()
+                                               if "test_accuracy" in m}).get("accuracy"),
             "cached": all(m["cached"] for m in per.values()), "seconds": time.perf_counter() - t0,
             "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}}
+
+
+def _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report) -> dict:
+    r = resolve(space, params, w)
+    if r.spec is not None:
+        on_epoch = None
+        if report is not None:
+            def on_epoch(n: int, row: dict) -> None:
+                if "val_accuracy" in row:
+                    report(w.name, n, row["val_accuracy"])
+
+        result, cached = train_cached(r.spec, Path(cache_dir), data_dir, device, threads, on_epoch=on_epoch)
+        m = result.metrics
+        spikes = result.spike_stats.with_name(VALIDATION_SPIKES)
+        validated = m.get("validation_images", 0) > 0 and spikes.is_file()
+        metrics = price(r.arch, hwmodel.load_workload(spikes if validated else result.spike_stats))
+        metrics.update(accuracy=100.0 * (m["val_snn_accuracy"] if validated else result.snn_accuracy),
+                       test_accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
+                       agreement=result.agreement, cached=cached, spike_stats=str(spikes if validated else
+                                                                                  result.spike_stats),
+                       val_curve=[row["val_accuracy"] for row in m.get("curve", []) if "val_accuracy" in row],
+                       train_seconds=0.0 if cached else m.get("train_seconds", 0.0))
+    else:
+        metrics = price(r.arch, hwmodel.load_workload(w.hwmodel_workload))
+        metrics["cached"] = True
+    metrics["adapted"] = r.adapted  # the processor fields the network overrode, reported
+    return metrics
 
 
 def price_trials(space: SearchSpace, params_list: list[dict]) -> list[dict | Exception]:
