@@ -12,6 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from dse.data import validation_size
 from dse.errors import UserError
 from dse.search.cluster import describe, fitting_nodes
 from dse.search.space import SearchSpace
@@ -95,7 +96,8 @@ def measure_epoch_seconds(train: dict, device: str = "auto", steps: int = 3) -> 
         step()
         times.append(time.perf_counter() - t0)
     elapsed = statistics.median(times)  # a shared machine's stalls do not count
-    images = spec.max_train_images or TRAIN_IMAGES[spec.dataset]
+    total = TRAIN_IMAGES[spec.dataset]
+    images = spec.max_train_images or total - validation_size(spec.validation_images, total)
     return elapsed * math.ceil(images / spec.batch_size), str(dev)
 
 
