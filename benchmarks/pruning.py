@@ -44,7 +44,7 @@ def study_source(name: str, pruner, args, seed: int) -> dict:
              "max_train_images": args.train_images, "validation_images": args.validation_images,
              "max_test_images": args.test_images}
     return {"study": name, "workloads": [{"dataset": "cifar10", "model": "small_vgg", "train": train}],
-            "space": {"weight_bits": [3, 4, 5], "time_window": [2, 4, 8], "lr": [0.005, 0.05, 0.5, 2.0],
+            "space": {"weight_bits": [3, 4, 5], "time_window": [2, 4, 8], "lr": [0.001, 0.01, 0.05, 0.2],
                       "pe_rows": [4, 8, 16]},
             "objectives": ["accuracy", "energy"], "sampler": {"name": "tpe", "seed": seed},
             "pruner": pruner, "budget": {"n_trials": args.trials},
