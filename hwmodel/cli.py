@@ -193,11 +193,11 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_validate(args) -> int:
     rows = validation.table()
-    print(f"{'target':<36}{'metric':<18}{'published':>12}{'model':>12}{'ratio':>8}{'tolerance':>11}  within")
+    print(f"{'target':<34}{'metric':<24}{'published':>12}{'model':>12}{'ratio':>8}{'tolerance':>11}  within")
     for r in rows:
         scale = 1.0 if r["metric"] == "chip_energy_j" else 1e-12
         unit = "J" if scale == 1.0 else "J/SOP"
-        print(f"{r['target']:<36}{r['metric']:<18}{human(r['published'] * scale, unit):>12}"
+        print(f"{r['target']:<34}{r['metric']:<24}{human(r['published'] * scale, unit):>12}"
               f"{human(r['model'] * scale, unit):>12}{r['ratio']:>8.3g}{'x' + format(1 + r['tolerance'], '.3g'):>11}"
               f"  {'yes' if r['within'] else 'NO (documented miss)' if r['documented_miss'] else 'NO'}")
     if args.out:

@@ -144,6 +144,10 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
       low=1),
     F("datapath", "choice", "", "log: exponent add + shift (the paper); int: linear INT-n weights, n x n multiply",
       choices=("log", "int")),
+    F("dataflow", "choice", "", "event: each SOP reads and writes back its target's neuron word (this design, ODIN); "
+      "neuron: a neuron-major core (TrueNorth) reads each output neuron's synapse row (fan-in x synapse_word_bits) "
+      "and neuron word once per frame and writes its potential back; SOPs add in a register",
+      choices=("event", "neuron")),
     F("fire_method", "choice", "", "fire phase: compare (T steps, one compare each) or lod (one leading-one detect)",
       choices=("compare", "lod")),
 ]}

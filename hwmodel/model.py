@@ -58,6 +58,7 @@ class LayerTable:
     vmem_init: np.ndarray    # Vmem accesses per layer outside SOPs: init write + fire read per output neuron
     any_pixel: bool          # some layer reads 8-bit pixels
     max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
+    fanin: np.ndarray        # synapses per output neuron, C_in * K^2 (0 for layers without weights)
 
 
 @functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
@@ -87,7 +88,7 @@ def layer_table(wl: Workload) -> LayerTable:
                       np.where(weighted & ~cols[14].astype(bool), cols[8], 0.0).astype(float),
                       np.where(cols[1].astype(bool), spikes, 0.0).astype(float),
                       np.where(weighted, 2.0 * cols[8], 0.0).astype(float),
-                      bool(pixel.any()), float(fanin.max()))
+                      bool(pixel.any()), float(fanin.max()), np.where(weighted, fanin, 0.0))
 
 
 def _ceil_log2(x):
@@ -125,6 +126,7 @@ def _evaluate(f, t, cal, exact, detail):
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
     rows, cols, wb, steps, k = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["time_window"], x["steps_per_octave"]
     hp, batch, int_dp, lod = x["sram_cell"] > 0, x["batch"], x["datapath"] > 0, x["fire_method"] > 0
+    nmaj = x["dataflow"] > 0     # neuron-major core: memory accessed per output neuron per frame, not per SOP
     no_dram = x["dram"] == NO_DRAM
     dram_i = x["dram"].astype(int)
     pe = rows * cols
@@ -154,7 +156,10 @@ def _evaluate(f, t, cal, exact, detail):
     exp_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
 
     # --- weight residency: all on chip if they fit, else smallest layers first into the pinned share ------
-    w_bits = t.weights * wb
+    syn = x["synapse_word_bits"]
+    # bits stored per synapse: the weight, or a neuron-major core's synapse-row bits (TrueNorth: 1)
+    store_b = np.where(nmaj & (syn > 0), syn, wb) if nmaj.any() else wb
+    w_bits = t.weights * store_b
     all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
     resident = w & (all_fit | (t.pinned_before * wb <= x["weight_pin_frac"] * cap_w))
     pinned_bits = np.where(resident, w_bits, 0.0).sum(axis=-1, keepdims=True)
@@ -162,7 +167,7 @@ def _evaluate(f, t, cal, exact, detail):
     streamed = w & ~resident
 
     # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
-    filter_bits = t.cin * t.k2 * wb
+    filter_bits = t.cin * t.k2 * store_b
     vmap_bits = t.out_hw * (word * batch)                         # a channel's potentials for the whole batch
     per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
@@ -208,17 +213,27 @@ def _evaluate(f, t, cal, exact, detail):
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
-    syn = x["synapse_word_bits"]
     w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
     if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
         w_read_bits = np.where(syn > 0, sops * syn, w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
-    vmem_access = mac_v[0] * ert.width_factor(word)
+    # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
+    # output neuron (t.vmem_init = 2 per output neuron)
+    vmem_accesses = (sops * 2.0 + t.vmem_init) * ert.width_factor(word)
+    vmem_bus_bits = sops * word
+    if nmaj.any():   # neuron-major (TrueNorth): per output neuron and frame, one synapse-row read (fan-in x
+        # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
+        row_bits = t.fanin * np.maximum(syn, 1.0)
+        w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
+        w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
+        vmem_accesses = np.where(nmaj, t.vmem_init * 0.5 * (ert.width_factor(word) + ert.width_factor(acc)),
+                                 vmem_accesses)
+        vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (word + acc), vmem_bus_bits)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
     wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
-                    + sops * (word * (side_pe + np.sqrt(a_v)))
+                    + vmem_bus_bits * (side_pe + np.sqrt(a_v))
                     + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
     dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
@@ -247,7 +262,7 @@ def _evaluate(f, t, cal, exact, detail):
     # control outside the PEs: address and data registers at every SRAM port, clocked every cycle (the spike
     # SRAM's port is as wide as the widest event of any layer)
     spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
-    w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
+    w_port = np.where(nmaj, w_width, np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS)))
     port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
                   + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
                   + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
@@ -262,7 +277,7 @@ def _evaluate(f, t, cal, exact, detail):
         "weight_register": sops * (logic * wb * ert.REG_PJ_PER_BIT),
         "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
-        "vmem_sram": (sops * 2.0 + t.vmem_init) * (sram * vmem_access),
+        "vmem_sram": vmem_accesses * (sram * mac_v[0]),
         # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
         # an access of b bits = fixed part + b x per-bit part of a 64-bit one (ert.width_factor), summed over
         # accesses; streamed weights are written in 64-bit words

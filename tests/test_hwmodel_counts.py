@@ -74,6 +74,21 @@ def test_neuron_word_widens_each_vmem_access_only():
     assert hwmodel.estimate(hwmodel.with_fields(ARCH, neuron_word_bits=4), TINY).energy_j == base.energy_j
 
 
+def test_neuron_major_reads_each_row_once_per_frame_by_hand():
+    """dataflow neuron (TrueNorth): per output neuron one synapse-row read (fan-in x synapse bits, one access of
+    that width), one neuron-word read and one potential write; no memory access per SOP."""
+    nm = hwmodel.estimate(hwmodel.with_fields(ARCH, dataflow="neuron", synapse_word_bits=1, neuron_word_bits=40),
+                          TINY)
+    assert nm.feasible and nm.sops == SOPS
+    by, sram = nm.energy_by_term, CAL["sram_scale"] * DYN
+    # fc1: 4 neurons with 16-bit rows, fc2: 2 neurons with 4-bit rows; all in one 8 KiB weight bank
+    rows = 4 * ert.sram_access_pj(8.0, 16) + 2 * ert.sram_access_pj(8.0, 4)
+    assert close(by["weight_sram"], 1e-12 * sram * rows)
+    assert close(by["vmem_sram"], 1e-12 * sram * (4 + 2) * (ert.sram_access_pj(8.0, 40) + ert.sram_access_pj(8.0, ACC)))
+    # the SOPs themselves cost what they cost in the event-driven core
+    assert close(by["datapath"], hwmodel.estimate(ARCH, TINY).energy_by_term["datapath"])
+
+
 PAPER = hwmodel.load_arch("paper")
 C10 = hwmodel.load_workload("vgg16-cifar10")
 
