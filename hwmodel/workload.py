@@ -328,19 +328,18 @@ def _fanin(layer: Layer) -> int:
 
 def map_potential_bits(measured: Workload, target: Workload) -> dict[str, int]:
     """Per weight layer of ``target``, the accumulator width the exact SNN needed on ``measured`` (dse evaluate
-    --events): identical networks one to one; otherwise the weight layer at the nearest relative depth, widened
-    by ceil(log2) of the fan-in ratio where the target's fan-in is larger (a sum of n terms grows at most as
-    n). Empty when a measured weight layer lacks the width."""
+    --events): the layer of the same name when both have the same weight layers (a narrower VGG-16), else the
+    weight layer at the nearest relative depth; widened by ceil(log2) of the fan-in ratio where the target's
+    fan-in is larger (a sum of n terms grows at most as n). Empty when a measured weight layer lacks the width."""
     src = [(i, layer) for i, layer in enumerate(measured.layers) if layer.has_weights]
     if not src or any(layer.potential_bits is None for _, layer in src):
         return {}
     dst = [(i, layer) for i, layer in enumerate(target.layers) if layer.has_weights]
-    if [layer.name for _, layer in src] == [layer.name for _, layer in dst]:
-        return {layer.name: other.potential_bits for (_, layer), (_, other) in zip(dst, src)}
     n_src, n_dst = len(measured.layers) - 1, len(target.layers) - 1
+    same = [layer.name for _, layer in src] == [layer.name for _, layer in dst]
     out = {}
-    for i, layer in dst:
-        _, other = min(src, key=lambda jl: abs(jl[0] / max(n_src, 1) - i / max(n_dst, 1)))
+    for k, (i, layer) in enumerate(dst):   # same layer names (a narrower VGG-16): one to one
+        other = src[k][1] if same else min(src, key=lambda jl: abs(jl[0] / max(n_src, 1) - i / max(n_dst, 1)))[1]
         out[layer.name] = other.potential_bits + max(0, math.ceil(math.log2(_fanin(layer) / _fanin(other))))
     return out
 

@@ -174,3 +174,19 @@ def test_published_operating_points():
 def test_docs_carry_the_generated_field_table():
     docs = (Path(__file__).resolve().parents[1] / "docs/hwmodel.md").read_text()
     assert fields.markdown_table(PAPER.to_dict()) in docs
+
+
+def test_measured_widths_map_onto_a_wider_network_by_fan_in():
+    """A quarter-width VGG-16 (same layer names) measured at 20 bits per layer: the full VGG-16 layer with 4x the
+    fan-in needs ceil(log2 4) = 2 more bits; conv1_1 (3 input channels in both) keeps its width."""
+    full = vgg16("vgg16-cifar10", (3, 32, 32), 10)
+    narrow = {**full, "layers": [dict(layer) for layer in full["layers"]]}
+    for layer in narrow["layers"]:
+        for key in ("out_channels", "out_features"):
+            if key in layer and not (key == "out_features" and layer["out_features"] == 10):
+                layer[key] //= 4
+        if layer["type"] in ("conv", "linear"):
+            layer["potential_bits"] = 20
+    mapped = map_potential_bits(hwmodel.parse_workload(narrow, "narrow"), hwmodel.parse_workload(full, "full"))
+    assert mapped["conv1_1"] == 20 and mapped["conv1_2"] == mapped["conv5_3"] == mapped["fc2"] == mapped["fc3"] == 22
+    assert mapped["fc1"] == 22    # 512 -> 128 flattened inputs
