@@ -58,7 +58,7 @@ def main() -> None:
     fields = {"pe_rows": rng.integers(1, 65, n), "pe_cols": rng.integers(1, 65, n),
               "weight_sram_kib": rng.uniform(32, 4096, n), "vmem_sram_kib": rng.uniform(16, 1024, n),
               "spike_sram_kib": rng.uniform(8, 512, n), "time_window": rng.integers(2, 17, n),
-              "weight_bits": rng.integers(2, 9, n), "accumulator_bits": rng.integers(8, 25, n),
+              "weight_bits": rng.integers(2, 9, n), "accumulator_bits": rng.integers(8, 25, n) + 24,
               "clock_mhz": rng.uniform(50, 800, n), "sram_cell": rng.choice(["lstp", "hp"], n)}
     many_all = best(lambda: hwmodel.estimate_many(arch, wl, **fields), args.repeats)
     few = {"pe_rows": fields["pe_rows"], "weight_sram_kib": fields["weight_sram_kib"]}

@@ -35,6 +35,7 @@ class SpikeRecord:
     histograms: list[torch.Tensor] = field(default_factory=list)
     spike_times: list[torch.Tensor] = field(default_factory=list)  # per fire op, kept when asked
     overflows: int = 0
+    peaks: list[int] = field(default_factory=list)  # event simulation, per weight layer: largest |accumulator|
     images: int = 0
     certified: int = 0  # neurons whose spike time float32 gave (closed form), and of these
     refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
@@ -297,9 +298,11 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
         if kind in ("conv", "linear"):
             w_int = log_decode(op["codes"], emax).to(pixels.device)  # +-2^(emax - e): integers
             acc = op["bias"].to(pixels.device).view(1, -1, *([1, 1] if kind == "conv" else []))
+            peak = int(acc.abs().max())   # before clamping: what the accumulator had to hold at any step
             if state[0] == "pixels":  # first layer: multi-bit pixel inputs (one MAC each)
                 record.input_events.append(float(state[1].numel()))
                 acc = acc + _apply_weights(op, state[1].to(torch.float64), w_int).to(torch.int64)
+                peak = max(peak, int(acc.abs().max()))
             else:
                 _, times, transforms = state
                 record.input_events.append(float((times < T).sum()))
@@ -311,11 +314,13 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
                         continue  # a silent step adds nothing (the first one still sets the shape)
                     step = _apply_weights(op, events, w_int).to(torch.int64) * levels[t]  # << (fraction_bits - t)
                     acc = acc + step
+                    peak = max(peak, int(acc.abs().max()))
                     over = (acc < lo) | (acc > hi)
                     if over.any():
                         record.overflows += int(over.sum())
                         acc = acc.clamp(lo, hi)
             acc = acc.clamp(lo, hi)
+            record.peaks.append(max(peak, int(acc.abs().max())))
             state = ("potential", acc, op["lsb"])
         elif kind == "fire":
             if state[0] == "pixels":  # TTFS-encoded input: pixels / 256 against theta = 1

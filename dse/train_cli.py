@@ -128,13 +128,22 @@ def _evaluate(args) -> int:
     if args.events:
         test = subset(data.test, spec.max_test_images)  # the images measure() tested
         equal = overflows = 0
+        peaks: list[int] = []
         for x, _ in bar(batches(test, 250), batch_count(len(test.labels), 250), "event-driven SNN"):
             a, _ = simulate_closed_form(net, x.to(device))
             b, rec = simulate_events(net, x.to(device), args.accumulator_bits)
             equal += int((a == b).all(1).sum())
             overflows += rec.overflows
+            peaks = [max(a, b) for a, b in zip(peaks, rec.peaks)] if peaks else list(rec.peaks)
         metrics["event_equal_closed_form"] = equal / len(test.labels)
         metrics["event_overflows"] = overflows
+        # the two's-complement width each weight layer's accumulator needed on these images (exact)
+        bits = [1 + int(p).bit_length() for p in peaks]
+        metrics["event_potential_bits"] = bits
+        weighted = [layer for layer in doc["layers"] if layer["type"] in ("conv", "linear")]
+        if overflows == 0:   # measured without saturation: the width hwmodel can derive from (docs/hwmodel.md)
+            for layer, b in zip(weighted, bits):
+                layer["potential_bits"] = b
     if args.spikes_out:
         write_spike_statistics(doc, args.spikes_out)
     if args.json:
@@ -148,7 +157,8 @@ def _evaluate(args) -> int:
     print(f"  conversion loss  {metrics['conversion_loss']:+.2%}")
     if args.events:
         print(f"  event sim = closed form on {metrics['event_equal_closed_form']:.2%} of images "
-              f"({metrics['event_overflows']} accumulator overflows at {args.accumulator_bits} bits)")
+              f"({metrics['event_overflows']} accumulator overflows at {args.accumulator_bits} bits; "
+              f"widest layer needed {max(metrics['event_potential_bits'], default=0)} bits)")
     print(f"  {'layer':<10} {'type':<8} {'input spikes':>14} {'output spikes':>14}")
     for layer in doc["layers"]:
         print(f"  {layer['name']:<10} {layer['type']:<8} {layer.get('input_spikes', 0):>14.1f} "

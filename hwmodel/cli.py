@@ -19,7 +19,7 @@ from importlib import resources
 
 import hwmodel
 from hwmodel import calibrate, costs, fields, sensitivity, validation
-from hwmodel.workload import BUILTINS, map_activity, parse_workload, vgg16
+from hwmodel.workload import BUILTINS, map_activity, map_potential_bits, parse_workload, vgg16
 from hwmodel import ert
 from hwmodel.errors import ConfigError
 from hwmodel.units import human
@@ -193,12 +193,12 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_validate(args) -> int:
     rows = validation.table()
-    print(f"{'target':<36}{'metric':<18}{'published':>12}{'model':>12}{'ratio':>8}{'tolerance':>11}  within")
+    print(f"{'target':<34}{'metric':<24}{'published':>14}{'model':>14}{'ratio':>8}{'tolerance':>11}  within")
     for r in rows:
-        scale = 1.0 if r["metric"] == "chip_energy_j" else 1e-12
-        unit = "J" if scale == 1.0 else "J/SOP"
-        print(f"{r['target']:<36}{r['metric']:<18}{human(r['published'] * scale, unit):>12}"
-              f"{human(r['model'] * scale, unit):>12}{r['ratio']:>8.3g}{'x' + format(1 + r['tolerance'], '.3g'):>11}"
+        scale, unit = {"chip_energy_j": (1.0, "J"), "clock_pj_per_cycle": (1e-12, "J/cycle"),
+                       "leakage_w": (1.0, "W")}.get(r["metric"], (1e-12, "J/SOP"))
+        print(f"{r['target']:<34}{r['metric']:<24}{human(r['published'] * scale, unit):>14}"
+              f"{human(r['model'] * scale, unit):>14}{r['ratio']:>8.3g}{'x' + format(1 + r['tolerance'], '.3g'):>11}"
               f"  {'yes' if r['within'] else 'NO (documented miss)' if r['documented_miss'] else 'NO'}")
     if args.out:
         _write(args.out, json.dumps(rows, indent=1) + "\n")
@@ -210,10 +210,14 @@ def cmd_activity(args) -> int:
     shape, classes = BUILTINS[args.builtin]
     target = parse_workload(vgg16(args.builtin, shape, classes), args.builtin)
     firing = map_activity(measured, target)
+    widths = hwmodel.load_workload(args.potential) if args.potential else measured
+    potential = map_potential_bits(widths, target)
     meta = measured.meta
     text = (f"# Measured per-layer input firing for the built-in VGG-16 workload(s) {args.builtin}, written by\n"
             f"#   hwmodel activity {args.spikes} --builtin {args.builtin} --out {args.out}"
-            + (f" --command '{args.command}'" if args.command else "") + "\n"
+            + (f" --command '{args.command}'" if args.command else "")
+            + (f" --potential {args.potential}" if args.potential else "")
+            + (f" --potential-command '{args.potential_command}'" if args.potential_command else "") + "\n"
             + yaml.safe_dump({"network": meta.get("name", measured.name),
                               "measured_on": {k: v for k, v in meta.items() if k != "name"},
                               "source": str(args.spikes),
@@ -222,7 +226,18 @@ def cmd_activity(args) -> int:
                               if args.command else "not given (pass --command)",
                               "mapping": "each VGG-16 layer takes the input firing of the measured layer of the same "
                                          "class (pooling or weighted) at the nearest relative depth",
-                              "input_firing": firing}, sort_keys=False, width=110))
+                              "input_firing": firing,
+                              **({"potential_bits_source": {
+                                  "network": widths.meta.get("name", widths.name),
+                                  "measured_on": {k: v for k, v in widths.meta.items() if k != "name"},
+                                  "source": str(args.potential or args.spikes),
+                                  "command": args.potential_command or "dse evaluate CHECKPOINT --events "
+                                             "--accumulator-bits 48 --spikes-out SPIKES"},
+                                  "potential_bits_mapping": "the exact SNN's accumulator width per weight layer "
+                                  "(dse evaluate --events); a different network's nearest-depth layer, plus "
+                                  "ceil(log2) of a larger fan-in ratio",
+                                  "potential_bits": potential} if potential else {})},
+                             sort_keys=False, width=110))
     _write(args.out, text)
     print(f"wrote {len(firing)} layers to {args.out}", file=sys.stderr)
     return 0
@@ -260,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--builtin", choices=sorted(BUILTINS), default="vgg16-cifar10",
                    help="the built-in whose layer names the firing is mapped onto (its input size)")
     p.add_argument("--command", help="the command that trained the measured network (recorded in the file)")
+    p.add_argument("--potential", metavar="SPIKES",
+                   help="spike file whose potential_bits (dse evaluate --events) set the Vmem width; default: SPIKES")
+    p.add_argument("--potential-command", help="the command that measured --potential (recorded in the file)")
     p.add_argument("--out", default="hwmodel/workloads/activity_cifar10.yaml")
     p.set_defaults(func=cmd_activity)
     return parser

@@ -35,6 +35,8 @@ CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TE
 # costs CLOCK_PJ_PER_FLOP. Their count follows from the banks and widths the model already derives.
 PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per bit of the port width
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
+# k > 1: a level 2^(-t/k) is kept with this many extra fraction bits (dse.quant.MANTISSA_BITS, the exact SNN's)
+MANTISSA_BITS = 8
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------
 ADDER_UM2_PER_BIT = 278 / 32 * (28 / 40) ** AREA_EXPONENT

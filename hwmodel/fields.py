@@ -117,7 +117,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     F("weight_sram_kib", "float", "KiB", "weight buffer: pinned layers plus the streaming buffer"),
     F("vmem_sram_kib", "float", "KiB", "membrane-potential buffer, banked by the PE count"),
     F("spike_sram_kib", "float", "KiB", "spike-event buffer (a layer's input and output events)"),
-    F("weight_bits", "int", "bit", "weight width: log = sign + exponent bits; int = two's complement"),
+    F("weight_bits", "int", "bit", "weight width: log = sign + exponent bits; int = two's complement",
+      high=16),
     F("time_window", "int", "step", "T, steps per layer window", low=1),
     F("steps_per_octave", "int", "", "k: a spike at step t means theta * 2^(-t/k)", low=1),
     F("accumulator_bits", "int", "bit", "Vmem width; 0 = the derived minimum (see Datapath)"),
@@ -144,6 +145,10 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
       low=1),
     F("datapath", "choice", "", "log: exponent add + shift (the paper); int: linear INT-n weights, n x n multiply",
       choices=("log", "int")),
+    F("dataflow", "choice", "", "event: each SOP reads and writes back its target's neuron word (this design, ODIN); "
+      "neuron: a neuron-major core (TrueNorth) reads each output neuron's synapse row (fan-in x synapse_word_bits) "
+      "and neuron word once per frame and writes its potential back; SOPs add in a register",
+      choices=("event", "neuron")),
     F("fire_method", "choice", "", "fire phase: compare (T steps, one compare each) or lod (one leading-one detect)",
       choices=("compare", "lod")),
 ]}

@@ -22,6 +22,7 @@ from hwmodel.arch import Arch
 from hwmodel.workload import Workload
 
 KIB_BITS = 8192.0
+PIXEL_MAX = 2.0 ** ert.PIXEL_BITS - 1.0   # an 8-bit pixel's largest value (the exact SNN's first-layer input)
 EXACT_BITS = 45   # breakdown entries are rounded to 2**-45 of the total so every sum is exact
 DRAM_PJ = np.array([ert.DRAM[k][0] for k in fields.FIELDS["dram"].choices])
 DRAM_GBPS = np.array([ert.DRAM[k][1] for k in fields.FIELDS["dram"].choices])
@@ -57,7 +58,11 @@ class LayerTable:
     pool_in: np.ndarray      # input spikes a max-pool compares
     vmem_init: np.ndarray    # Vmem accesses per layer outside SOPs: init write + fire read per output neuron
     any_pixel: bool          # some layer reads 8-bit pixels
-    max_fanin: float         # largest C_in * K^2: sets the accumulator's headroom
+    fanin: np.ndarray        # synapses per output neuron, C_in * K^2 (0 for layers without weights)
+    log2_fanin_spikes: float  # floor(log2) of the largest fan-in of a layer fed with spikes (0 if none)
+    log2_fanin_pixels: float  # floor(log2(255 x fan-in)) of the largest layer fed with 8-bit pixels (0 if none)
+    measured_bits: float     # widest measured accumulator (every weight layer measured), less the measured
+    #                          LSB position (fraction + exponent bits); 0: not measured
 
 
 @functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
@@ -87,7 +92,31 @@ def layer_table(wl: Workload) -> LayerTable:
                       np.where(weighted & ~cols[14].astype(bool), cols[8], 0.0).astype(float),
                       np.where(cols[1].astype(bool), spikes, 0.0).astype(float),
                       np.where(weighted, 2.0 * cols[8], 0.0).astype(float),
-                      bool(pixel.any()), float(fanin.max()))
+                      bool(pixel.any()), np.where(weighted, fanin, 0.0),
+                      float(np.floor(np.log2(max(np.where(weighted & ~pixel, fanin, 1.0).max(), 1.0)))),
+                      float(np.floor(np.log2(max(np.where(weighted & pixel, fanin * PIXEL_MAX, 1.0).max(), 1.0)))),
+                      _measured_bits(wl))
+
+
+def _measured_bits(wl: Workload) -> float:
+    """The measured accumulator width in units of the LSB position: a measured width of b bits at fraction
+    bits F and largest exponent E means a potential range of b - F - E bits above one weight-times-level;
+    at other T, k or weight bits the same range needs that plus the new F + E (the LSB moves, the range does
+    not: a scaling ASSUMPTION). 0 where a weight layer is unmeasured or the measuring code is not recorded."""
+    bits = [layer.potential_bits for layer in wl.layers if layer.has_weights]
+    snn = wl.meta.get("potential_measured_on", wl.meta)   # a built-in's widths come from another network
+    if not bits or None in bits or not all(isinstance(snn.get(k), int) for k in ("time_window", "steps_per_octave",
+                                                                                   "weight_bits")):
+        return 0.0
+    return float(max(bits) - _lsb_bits(snn["time_window"], snn["steps_per_octave"], snn["weight_bits"],
+                                        snn.get("rounding", "floor")))
+
+
+def _lsb_bits(time_window, k, weight_bits, rounding="floor"):
+    """Fraction bits of a spike level plus the largest weight exponent: the accumulator's LSB position
+    (dse.quant: SpikeCode.fraction_bits, max_exponent)."""
+    exact = (k == 1) & (np.asarray(rounding) == "floor")
+    return np.floor((time_window - 1.0) / k) + ert.MANTISSA_BITS * ~exact + np.exp2(weight_bits - 1.0) - 2.0
 
 
 def _ceil_log2(x):
@@ -115,6 +144,11 @@ def evaluate(f: dict[str, np.ndarray], t: LayerTable, cal: dict[str, float], exa
         return _evaluate(f, t, cal, exact, detail)
 
 
+def _any(flags: np.ndarray) -> bool:
+    """``flags.any()``; a single config's flag is read as a bool (no call into numpy: cheaper per estimate)."""
+    return bool(flags) if flags.size == 1 else bool(flags.any())
+
+
 def _pow2_banks(need, cap_kib):
     """Banks: the next power of two >= ``need`` ports, but no bank below ert.MIN_BANK_KIB."""
     most = np.exp2(np.floor(np.log2(np.maximum(cap_kib / ert.MIN_BANK_KIB, 1.0))))
@@ -125,6 +159,8 @@ def _evaluate(f, t, cal, exact, detail):
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
     rows, cols, wb, steps, k = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["time_window"], x["steps_per_octave"]
     hp, batch, int_dp, lod = x["sram_cell"] > 0, x["batch"], x["datapath"] > 0, x["fire_method"] > 0
+    nmaj = x["dataflow"] > 0     # neuron-major core: memory accessed per output neuron per frame, not per SOP
+    any_nmaj = _any(nmaj)        # its terms are skipped when no config uses it (the search's common case)
     no_dram = x["dram"] == NO_DRAM
     dram_i = x["dram"].astype(int)
     pe = rows * cols
@@ -144,9 +180,19 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
     time_bits = _ceil_log2(steps)
-    frac_bits = np.ceil((steps - 1.0) / k)                      # resolves the lowest threshold theta*2^-(T-1)/k
-    headroom = np.ceil(np.log2(np.sqrt(t.max_fanin)))           # signed sums grow ~ sqrt(fan-in)
-    acc_min = np.where(int_dp, 2.0 * wb + headroom, 1.0 + headroom + frac_bits)
+    # The exact SNN's worst case (dse/snn.py simulate_events). A spike adds +-2^(emax - e) x its step's level
+    # (<= 2^frac_bits), a pixel +-2^(emax - e) x <= 255; every input of the largest fan-in at the largest
+    # weight, plus a bias no larger than that sum (ASSUMPTION: one more such sum, +1 bit), in a two's
+    # complement word: 1 + ceil(log2(bound + 1)) = 3 + emax + floor(log2(fan-in x largest input)) bits.
+    # int: the same with linear weights of magnitude <= 2^(n-1) (emax = n - 1).
+    # A workload that carries the exact SNN's measured widths (dse evaluate --events) sets the width instead:
+    # the measured range at this LSB position, never above the bound.
+    frac_bits = np.floor((steps - 1.0) / k) + ert.MANTISSA_BITS * (k > 1)   # dse.quant SpikeCode.fraction_bits
+    emax_log = np.exp2(wb - 1.0) - 2.0                          # dse.quant max_exponent
+    emax = emax_log + int_dp * (wb + 1.0 - np.exp2(wb - 1.0))   # int: wb - 1 (ufuncs only: no np.where)
+    acc_min = 3.0 + emax + np.maximum(t.log2_fanin_spikes + frac_bits, t.log2_fanin_pixels)
+    if t.measured_bits:   # measured on a log-weight network: it lowers the log datapath's width only
+        acc_min = acc_min - ~int_dp * np.maximum(acc_min - (t.measured_bits + frac_bits + emax_log), 0.0)
     acc = np.where(x["accumulator_bits"] > 0, x["accumulator_bits"], acc_min)
     # the word an SOP reads and writes back: the potential alone (this design), or a richer neuron state
     # (leak, threshold, adaptation: ODIN's 128-bit neuron word) that a time-multiplexed core moves whole
@@ -154,7 +200,10 @@ def _evaluate(f, t, cal, exact, detail):
     exp_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
 
     # --- weight residency: all on chip if they fit, else smallest layers first into the pinned share ------
-    w_bits = t.weights * wb
+    syn = x["synapse_word_bits"]
+    # bits stored per synapse: the weight, or a neuron-major core's synapse-row bits (TrueNorth: 1)
+    store_b = np.where(nmaj & (syn > 0), syn, wb) if any_nmaj else wb
+    w_bits = t.weights * store_b
     all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
     resident = w & (all_fit | (t.pinned_before * wb <= x["weight_pin_frac"] * cap_w))
     pinned_bits = np.where(resident, w_bits, 0.0).sum(axis=-1, keepdims=True)
@@ -162,7 +211,7 @@ def _evaluate(f, t, cal, exact, detail):
     streamed = w & ~resident
 
     # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
-    filter_bits = t.cin * t.k2 * wb
+    filter_bits = t.cin * t.k2 * store_b
     vmap_bits = t.out_hw * (word * batch)                         # a channel's potentials for the whole batch
     per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
     per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
@@ -208,17 +257,27 @@ def _evaluate(f, t, cal, exact, detail):
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
-    syn = x["synapse_word_bits"]
     w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
-    if (syn > 0).any():   # skipped when no config reads synapse words: the search's common case
+    if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
         w_read_bits = np.where(syn > 0, sops * syn, w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
-    vmem_access = mac_v[0] * ert.width_factor(word)
+    # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
+    # output neuron (t.vmem_init = 2 per output neuron)
+    vmem_accesses = (sops * 2.0 + t.vmem_init) * ert.width_factor(word)
+    vmem_bus_bits = sops * word
+    if any_nmaj:   # neuron-major (TrueNorth): per output neuron and frame, one synapse-row read (fan-in x
+        # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
+        row_bits = t.fanin * np.maximum(syn, 1.0)
+        w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
+        w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
+        vmem_accesses = np.where(nmaj, t.vmem_init * 0.5 * (ert.width_factor(word) + ert.width_factor(acc)),
+                                 vmem_accesses)
+        vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (word + acc), vmem_bus_bits)
     # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
     # half the Vmem macro; a weight word the same towards the weight SRAM
     wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
-                    + sops * (word * (side_pe + np.sqrt(a_v)))
+                    + vmem_bus_bits * (side_pe + np.sqrt(a_v))
                     + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
     dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
@@ -226,7 +285,7 @@ def _evaluate(f, t, cal, exact, detail):
     # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
     cycle_s = 1e-6 / x["clock_mhz"]
     cps = x["cycles_per_sop"]
-    c_compute = np.where(w, spike_reads * cps if (cps != 1).any() else spike_reads, np.ceil(t.s_in / pe_safe))
+    c_compute = np.where(w, spike_reads * cps if _any(cps != 1) else spike_reads, np.ceil(t.s_in / pe_safe))
     c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
     bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
     w_reads = w_read_bits / w_width                             # weight-SRAM accesses
@@ -240,7 +299,7 @@ def _evaluate(f, t, cal, exact, detail):
     # idle rest of the frame is shared among the layers in proportion to their time
     image_s = cycles * cycle_s
     frame = x["frame_us"]
-    leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if (frame > 0).any() \
+    leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if _any(frame > 0) \
         else image_s
 
     flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
@@ -248,6 +307,8 @@ def _evaluate(f, t, cal, exact, detail):
     # SRAM's port is as wide as the widest event of any layer)
     spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
     w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
+    if any_nmaj:
+        w_port = np.where(nmaj, w_width, w_port)
     port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
                   + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
                   + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
@@ -262,7 +323,7 @@ def _evaluate(f, t, cal, exact, detail):
         "weight_register": sops * (logic * wb * ert.REG_PJ_PER_BIT),
         "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
-        "vmem_sram": (sops * 2.0 + t.vmem_init) * (sram * vmem_access),
+        "vmem_sram": vmem_accesses * (sram * mac_v[0]),
         # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
         # an access of b bits = fixed part + b x per-bit part of a 64-bit one (ert.width_factor), summed over
         # accesses; streamed weights are written in 64-bit words

@@ -15,7 +15,8 @@ from hwmodel.files import is_file, read_text
 SCHEMA_MAJOR = "snn-workload/1"
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool")
 LAYER_KEYS = {"name", "type", "in_shape", "out_channels", "out_features", "kernel", "stride", "padding",
-              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram"}
+              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram", "potential_bits"}
+MAX_POTENTIAL_BITS = 4096   # beyond any accumulator
 TOP_KEYS = {"schema", "name", "input_shape", "first_layer_input", "layers", "default_input_firing", "snn"}
 # Beyond any network, and small enough that neuron and synapse counts stay exact in float64 and the
 # per-offset loop in _taps stays short.
@@ -34,6 +35,7 @@ class Layer:
     padding: int = 0
     input_spikes: float | None = None
     input_firing: float | None = None
+    potential_bits: int | None = None   # measured: the exact SNN's accumulator width for this layer (dse evaluate --events)
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
 
     @property
@@ -194,10 +196,15 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
         spikes = _number(raw["input_spikes"], f"{label}.input_spikes", maximum=float(_prod(in_shape) * fold))
     if "input_firing" in raw:
         firing = _number(raw["input_firing"], f"{label}.input_firing", maximum=1.0)
+    potential = None
+    if "potential_bits" in raw:
+        if kind not in ("conv", "linear"):
+            raise ConfigError(f"{label}.potential_bits: only a conv or linear layer has an accumulator")
+        potential = _int(raw["potential_bits"], f"{label}.potential_bits", 1, MAX_POTENTIAL_BITS)
     extra = {k: raw[k] for k in ("output_spikes", "spike_time_histogram") if k in raw}
     if "output_spikes" in raw:  # a count: never negative, never more than the layer's neurons
         extra["output_spikes"] = _number(raw["output_spikes"], f"{label}.output_spikes", maximum=float(_prod(out_shape)))
-    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, extra)
+    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, potential, extra)
 
 
 def parse_workload(data: Any, where: str) -> Workload:
@@ -315,6 +322,28 @@ def map_activity(measured: Workload, target: Workload) -> dict[str, float]:
     return out
 
 
+def _fanin(layer: Layer) -> int:
+    return layer.in_shape[0] * layer.kernel ** 2 if layer.type == "conv" else layer.in_neurons
+
+
+def map_potential_bits(measured: Workload, target: Workload) -> dict[str, int]:
+    """Per weight layer of ``target``, the accumulator width the exact SNN needed on ``measured`` (dse evaluate
+    --events): the layer of the same name when both have the same weight layers (a narrower VGG-16), else the
+    weight layer at the nearest relative depth; widened by ceil(log2) of the fan-in ratio where the target's
+    fan-in is larger (a sum of n terms grows at most as n). Empty when a measured weight layer lacks the width."""
+    src = [(i, layer) for i, layer in enumerate(measured.layers) if layer.has_weights]
+    if not src or any(layer.potential_bits is None for _, layer in src):
+        return {}
+    dst = [(i, layer) for i, layer in enumerate(target.layers) if layer.has_weights]
+    n_src, n_dst = len(measured.layers) - 1, len(target.layers) - 1
+    same = [layer.name for _, layer in src] == [layer.name for _, layer in dst]
+    out = {}
+    for k, (i, layer) in enumerate(dst):   # same layer names (a narrower VGG-16): one to one
+        other = src[k][1] if same else min(src, key=lambda jl: abs(jl[0] / max(n_src, 1) - i / max(n_dst, 1)))[1]
+        out[layer.name] = other.potential_bits + max(0, math.ceil(math.log2(_fanin(layer) / _fanin(other))))
+    return out
+
+
 def load_workload(spec: str | Path | dict) -> Workload:
     """A built-in name, a YAML/JSON workload file, a spike-statistics file (same schema), or such a document."""
     if isinstance(spec, dict):
@@ -323,10 +352,18 @@ def load_workload(spec: str | Path | dict) -> Workload:
     if text in BUILTINS:
         shape, classes = BUILTINS[text]
         doc = vgg16(text, shape, classes)
-        firing = builtin_activity(text)["input_firing"]
-        for layer in doc["layers"][1:]:
+        activity = builtin_activity(text)
+        firing, potential = activity["input_firing"], activity.get("potential_bits", {})
+        for layer in doc["layers"]:
             if layer["name"] in firing:
                 layer["input_firing"] = firing[layer["name"]]
+            if layer["name"] in potential:
+                layer["potential_bits"] = potential[layer["name"]]
+        if potential:   # the widths hold at the measuring network's T, k and weight bits (not the built-in's:
+            # a built-in is priced at any of them, so they are kept apart from its own network fields)
+            code = activity["potential_bits_source"]["measured_on"]
+            doc["snn"] = {"potential_measured_on": {key: code[key] for key in
+                                                    ("time_window", "steps_per_octave", "rounding", "weight_bits")}}
         return parse_workload(doc, f"workload {text}")
     path = Path(text)
     if not is_file(path):

@@ -126,15 +126,47 @@ def test_cli_train_and_evaluate(tmp_path, digits_run):
               "--threads", "1")
     assert ev.returncode == 0, ev.stderr
     assert f"ANN accuracy     {r.ann_accuracy:.2%}" in ev.stdout and "agreement        100.00%" in ev.stdout
-    assert "event sim = closed form on 100.00% of images (0 accumulator overflows at 48 bits)" in ev.stdout
-    # by default the check runs at the Vmem width the paper processor derives for this network, and says it
+    assert "event sim = closed form on 100.00% of images (0 accumulator overflows at 48 bits;" in ev.stdout
+    assert "conv" in ev.stdout and json.loads((tmp_path / "s.json").read_text())["schema"] == "snn-workload/1"
+
+
+def test_vmem_width_derived_from_the_exact_snn_never_overflows(tmp_path, digits_run):
+    """Without a measurement hwmodel derives the worst-case bound; with the exact SNN's measured widths
+    (dse evaluate --events writes them) it derives the measured width. Both give 0 overflows on the trained
+    digits network; one bit less than each is what hwmodel's check flags, and one bit less than the measured
+    width really overflows."""
     import hwmodel
 
-    doc = json.loads((tmp_path / "s.json").read_text())
-    derived = int(hwmodel.estimate(hwmodel.load_arch("paper"), hwmodel.load_workload(doc)).operating_point["accumulator_bits"])
+    r, _ = digits_run
+    paper = hwmodel.load_arch("paper")
+    ev = _dse("evaluate", r.checkpoint, "--events", "--accumulator-bits", "48", "--spikes-out", tmp_path / "s.json",
+              "--threads", "1", "--json")
+    assert ev.returncode == 0, ev.stderr
+    metrics, doc = json.loads(ev.stdout), json.loads((tmp_path / "s.json").read_text())
+    assert metrics["event_overflows"] == 0
+    measured = max(metrics["event_potential_bits"])
+    weighted = [layer for layer in doc["layers"] if layer["type"] in ("conv", "linear")]
+    assert [layer["potential_bits"] for layer in weighted] == metrics["event_potential_bits"]
+    shaped = hwmodel.with_fields(paper, weight_bits=doc["snn"]["weight_bits"], time_window=doc["snn"]["time_window"],
+                                 steps_per_octave=doc["snn"]["steps_per_octave"])
+
+    def width(workload):
+        return int(hwmodel.estimate(shaped, workload).operating_point["accumulator_bits"])
+
+    with_measured = hwmodel.load_workload(doc)
+    for layer in doc["layers"]:
+        layer.pop("potential_bits", None)
+    bound = width(hwmodel.load_workload(doc))
+    assert width(with_measured) == measured < bound
+    for workload, bits in ((with_measured, measured), (hwmodel.load_workload(doc), bound)):
+        assert not hwmodel.estimate(hwmodel.with_fields(shaped, accumulator_bits=bits - 1), workload).feasible
+        assert hwmodel.estimate(hwmodel.with_fields(shaped, accumulator_bits=bits), workload).feasible
+    # the default check runs at the paper processor's width for this network: the bound (no measurement yet)
     default = _dse("evaluate", r.checkpoint, "--events", "--threads", "1")
-    assert default.returncode == 0 and f"accumulator overflows at {derived} bits)" in default.stdout
-    assert "conv" in ev.stdout and json.loads((tmp_path / "s.json").read_text())["schema"] == "snn-workload/1"
+    assert default.returncode == 0 and f"(0 accumulator overflows at {bound} bits;" in default.stdout
+    at = {bits: json.loads(_dse("evaluate", r.checkpoint, "--events", "--accumulator-bits", bits, "--threads", "1",
+                                "--json").stdout)["event_overflows"] for bits in (measured, measured - 1)}
+    assert at[measured] == 0 and at[measured - 1] > 0
 
 
 @pytest.mark.parametrize("args, says", [
