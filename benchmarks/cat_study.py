@@ -40,6 +40,10 @@ def plan(name: str, epochs: int) -> dict[str, dict]:
             "cat_log5_round": dict(cat, theta="fixed", log2_theta=0, rounding="round"),
             "cat_log5_k2_T16": dict(cat, theta="fixed", log2_theta=0, steps_per_octave=2, time_window=16),
             "cat_log5_pretrain": dict(cat, theta="fixed", log2_theta=0, pretrain_epochs=epochs // 2),
+            # every epoch CAT with batch norm, then the corrected fold and no fine-tune
+            "cat_log5_no_finetune": dict(activation="cat", epochs=epochs, finetune_epochs=0),
+            "cat_log5_no_finetune_pretrain": dict(activation="cat", epochs=epochs, finetune_epochs=0,
+                                                  pretrain_epochs=epochs // 4),
         }
     elif name == "vgg16":
         base = dict(dataset="cifar10", model="vgg16")
@@ -70,6 +74,7 @@ def spec_command(spec: dict) -> str:
     from dse.train import TrainSpec
 
     default = TrainSpec().to_dict()
+    spec = {"fold": "plain", **spec}  # recorded before the corrected fold existed
     flags = [(f"--{'' if v else 'no-'}{k.replace('_', '-')}" if isinstance(v, bool) else f"--{k.replace('_', '-')}={v}")
              for k, v in spec.items() if default.get(k) != v]
     return shlex.join(["dse", "train", *flags, "--out", "runs/cat", "--monitor", "10000"])

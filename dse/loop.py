@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.atomic import write_bytes
-from dse.data import augment, batches
+from dse.data import augment, batches, subset
 from dse.errors import UserError
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
 
@@ -134,7 +134,7 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=
     for index in range(state.phase, len(plan)):
         phase = plan[index]
         if phase.name == "finetune" and not model.folded:
-            _fold(model, state, monitor, device)
+            _fold(model, state, monitor, device, _calibration(train, spec, device))
         model.set_pretraining(phase.name == "pretrain")
         opt, sched = _optimizer(model, spec, phase, steps_per_epoch)
         if saved is not None and saved["opt"] is not None and index == state.phase and state.epoch:
@@ -158,15 +158,24 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=
         state.phase, state.epoch = index + 1, 0
     model.set_pretraining(False)
     if spec.activation == "cat" and not model.folded:  # no fine-tune phase: fold anyway, the SNN has no BN
-        _fold(model, state, monitor, device)
+        _fold(model, state, monitor, device, _calibration(train, spec, device))
     model.eval()
     return state
 
 
-def _fold(model: VGG, state: TrainState, monitor, device) -> None:
+CALIBRATION_IMAGES = 512  # training images whose mean potentials the corrected fold restores
+
+
+def _calibration(train, spec, device) -> torch.Tensor | None:
+    if spec.fold != "corrected":
+        return None
+    return subset(train, CALIBRATION_IMAGES).images.to(device).float() / 2**PIXEL_FRACTION_BITS
+
+
+def _fold(model: VGG, state: TrainState, monitor, device, calibration: torch.Tensor | None) -> None:
     if monitor is not None:
         state.stages["before_fold"] = accuracy(model, monitor, device)
-    fold_batchnorm(model.eval())
+    fold_batchnorm(model.eval(), calibration)
     if monitor is not None:
         state.stages["after_fold"] = accuracy(model, monitor, device)
 

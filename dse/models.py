@@ -7,6 +7,8 @@ batch norm, which folds into its bias at export.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -151,12 +153,16 @@ def build_model(name: str, num_classes: int, in_channels: int, input_size: int, 
 
 
 @torch.no_grad()
-def fold_batchnorm(model: VGG) -> VGG:
+def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None) -> VGG:
     """Fold each batch norm into the conv before it (in place), using the running statistics.
 
-    The folded float weights are then log-quantized by the forward pass, so the network after
-    folding is exactly the one exported; fine-tune it briefly to recover what re-quantization moved.
+    The folded float weights are then log-quantized by the forward pass, so the network after folding is
+    exactly the one exported. Re-quantizing w * gamma / sigma moves each channel's mean potential (small VGG
+    at 2 CAT epochs: 72.7 % -> 62.4 %). ``calibration`` (input images, N x C x H x W, in the network's input
+    scale) corrects that: layer by layer, each folded channel's bias is shifted so that its mean potential
+    on these images equals the unfolded network's (72.7 % -> 71.4 %), without a training step.
     """
+    reference = copy.deepcopy(model).eval() if calibration is not None else None
     for block in model.blocks:
         if not isinstance(block, nn.ModuleDict) or isinstance(block["bn"], nn.Identity):
             continue
@@ -168,4 +174,34 @@ def fold_batchnorm(model: VGG) -> VGG:
             bias = bias + conv.bias * scale
         conv.bias = nn.Parameter(bias)
         block["bn"] = nn.Identity()
+    if reference is not None:
+        _correct_biases(reference, model.eval(), calibration)
     return model
+
+
+def _correct_biases(reference: VGG, folded: VGG, images: torch.Tensor, batch: int = 500) -> None:
+    """Shift each folded conv's bias by the mean potential difference (per channel) to ``reference``; the
+    folded network's inputs come from its own corrected layers, so later layers see what the export sees."""
+    cat = folded.activation == "cat"
+    grid = -PIXEL_FRACTION_BITS
+    if folded.input_code is not None:
+        images, grid = folded.input_code(images), -folded.code.fraction_bits
+    ref_x = fold_x = images
+    for ref_block, block in zip(reference.blocks, folded.blocks):
+        if not isinstance(block, nn.ModuleDict):
+            ref_x, fold_x = ref_block(ref_x), block(fold_x)
+            if isinstance(block, nn.AvgPool2d):
+                grid -= 2
+            continue
+        layer = None if not cat else grid
+        shift = 0.0
+        for i in range(0, len(images), batch):
+            ref_v = ref_block["bn"](ref_block["conv"](ref_x[i:i + batch], layer))
+            shift = shift + (ref_v - block["conv"](fold_x[i:i + batch], layer)).sum(dim=(0, 2, 3))
+        block["conv"].op.bias += shift / (len(images) * ref_x.shape[2] * ref_x.shape[3])
+        ref_x = torch.cat([ref_block["act"](ref_block["bn"](ref_block["conv"](ref_x[i:i + batch], layer)))
+                           for i in range(0, len(images), batch)])
+        fold_x = torch.cat([block["act"](block["conv"](fold_x[i:i + batch], layer))
+                            for i in range(0, len(images), batch)])
+        if cat:
+            grid = block["act"].theta_exponent() - folded.code.fraction_bits

@@ -144,3 +144,42 @@ def test_spike_statistics_document_matches_the_schema_and_the_simulator() -> Non
     assert [l["name"] for l in doc["layers"]] == [l["name"] for l in layer_table(net)]
     shapes = [tuple(l["in_shape"]) for l in doc["layers"]]
     assert shapes[0] == (3, 8, 8)
+
+
+@pytest.mark.parametrize("first", ["pixels", "ttfs"])
+def test_corrected_fold_restores_each_channels_mean_potential_and_stays_exact(first) -> None:
+    """Folding re-quantizes w * gamma / sigma, which moves the potentials; the corrected fold shifts each
+    channel's bias so that its mean potential on the calibration images is the unfolded network's again
+    (to the accumulator grid the bias lands on), layer after layer. The export is still exact."""
+    torch.manual_seed(0)
+    m = build_model("tiny_vgg", 10, 3, 16, width=0.5, first_layer=first)
+    for b in m.modules():
+        if isinstance(b, torch.nn.BatchNorm2d):
+            b.running_mean.uniform_(-0.2, 0.2)
+            b.running_var.uniform_(0.05, 0.5)
+            b.weight.data.uniform_(0.3, 3.0)
+    m.eval()
+    pixels = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+    x = pixels.float() / 256
+    plain, corrected = fold_batchnorm(copy.deepcopy(m)), fold_batchnorm(copy.deepcopy(m), calibration=x)
+
+    @torch.no_grad()
+    def potentials(net):  # per conv layer: (mean potential per channel, the accumulator LSB its bias sits on)
+        h, grid = (net.input_code(x), -net.code.fraction_bits) if net.input_code is not None else (x, -8)
+        out = []
+        for block in net.blocks:
+            if isinstance(block, torch.nn.ModuleDict):
+                v = block["bn"](block["conv"](h, grid))
+                out.append((v.mean(dim=(0, 2, 3)), block["conv"].accumulator_lsb(grid)))
+                h, grid = block["act"](v), block["act"].theta_exponent() - net.code.fraction_bits
+            else:
+                h = block(h)
+        return out
+
+    reference = potentials(m)
+    plain_gap = max(float((p - r).abs().max()) for (p, _), (r, _) in zip(potentials(plain), reference))
+    for (c, lsb), (r, _) in zip(potentials(corrected), reference, strict=True):
+        assert float((c - r).abs().max()) <= 2.0 ** (lsb - 1) + 1e-6  # the bias rounds to the accumulator grid
+    assert plain_gap > 10 * 2.0 ** max(lsb for _, lsb in reference)  # the uncorrected fold did move them
+    net = export_snn(corrected)
+    assert torch.equal(copy.deepcopy(corrected).double()(pixels.double() / 256), simulate_closed_form(net, pixels)[0])
