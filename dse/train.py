@@ -364,7 +364,8 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     val_doc = None
     if validation is not None:
         val, val_doc, _ = measure(model, spec, data, dev, name, split=validation)
-        metrics.update({f"val_{k}": v for k, v in val.items() if k in ("ann_accuracy", "snn_accuracy", "agreement")})
+        metrics.update({f"val_{k}": v for k, v in val.items()
+                        if k in ("ann_accuracy", "snn_accuracy", "agreement", "eval_seconds")})
     metrics["validation_images"] = 0 if validation is None else len(validation.labels)
     metrics.update(spec=spec.to_dict(), train_seconds=state.seconds, train_images=len(train.labels),
                    device=str(dev), device_name=_device_name(dev), torch=torch.__version__, curve=state.curve,
