@@ -86,26 +86,28 @@ def cat_reference(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode)
 def _cat_floor_pow2(x: torch.Tensor, theta: torch.Tensor, lowest: torch.Tensor) -> torch.Tensor:
     """k=1, floor: 2^floor(log2 min(x, theta)) by keeping only the float exponent bits; 0 below ``lowest``."""
     clipped = torch.clamp(x, max=theta)
-    if x.dtype == torch.float32:
-        q = (clipped.view(torch.int32) & 0x7F800000).view(torch.float32)
-    else:
-        q = torch.ldexp(torch.full_like(clipped, 0.5), torch.frexp(clipped)[1])
+    if x.dtype == torch.float32:  # masked in the integer domain: compiled, this loop vectorizes (~2x faster)
+        return torch.where(x >= lowest, clipped.view(torch.int32) & 0x7F800000, 0).view(torch.float32)
+    q = torch.ldexp(torch.full_like(clipped, 0.5), torch.frexp(clipped)[1])
     return torch.where(x >= lowest, q, torch.zeros_like(q))
 
 
+def _cat_grad_x(grad: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Straight-through inside (0, theta), zero outside."""
+    return torch.where((x > 0) & (x < theta), grad, torch.zeros_like(grad))
+
+
 def _cat_grads(grad: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Straight-through inside (0, theta), zero outside; PACT gradient for theta (the clipped share)."""
-    inside = (x > 0) & (x < theta)
-    grad_x = torch.where(inside, grad, torch.zeros_like(grad))
-    grad_theta = torch.where(x >= theta, grad, torch.zeros_like(grad)).sum()
-    return grad_x, grad_theta
+    """``_cat_grad_x``, and the PACT gradient for theta (the clipped share)."""
+    return _cat_grad_x(grad, x, theta), torch.where(x >= theta, grad, torch.zeros_like(grad)).sum()
 
 
 @functools.cache
 def _fused_kernels():
     """The two elementwise passes compiled into one loop each (bit-identical to eager; compiled once per
     process, cached on disk by inductor). Worth its warm-up only for long trainings."""
-    return torch.compile(_cat_floor_pow2, dynamic=True), torch.compile(_cat_grads, dynamic=True)
+    return (torch.compile(_cat_floor_pow2, dynamic=True), torch.compile(_cat_grads, dynamic=True),
+            torch.compile(_cat_grad_x, dynamic=True))
 
 
 def fused_kernels_available() -> bool:
@@ -132,6 +134,8 @@ class _CATFloorPow2(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, theta = ctx.saved_tensors
+        if not ctx.needs_input_grad[1]:  # theta fixed (the default): no reduction over the whole tensor
+            return (_fused_kernels()[2] if ctx.fused else _cat_grad_x)(grad, x, theta), None, None, None
         grad_x, grad_theta = (_fused_kernels()[1] if ctx.fused else _cat_grads)(grad, x, theta)
         return grad_x, (grad_theta * theta * math.log(2.0)).reshape(()), None, None
 

@@ -38,13 +38,13 @@ def test_cat_quantizer_on_the_gpu_equals_the_cpu_bit_for_bit(dtype) -> None:
 def test_fused_cat_kernels_compile_for_the_gpu_and_equal_eager() -> None:
     x = _values(100_000, torch.float32).to(GPU)
     theta = torch.tensor(1.0, device=GPU)
-    forward, backward = _fused_kernels()
+    forward, backward, backward_x = _fused_kernels()
     assert torch.equal(forward(x, theta, theta / 128), _cat_floor_pow2(x, theta, theta / 128))
     grad = torch.randn_like(x)
     from dse.quant import _cat_grads
 
     (gx, gt), (ex, et) = backward(grad, x, theta), _cat_grads(grad, x, theta)
-    assert torch.equal(gx, ex)
+    assert torch.equal(gx, ex) and torch.equal(backward_x(grad, x, theta), ex)
     assert torch.allclose(gt, et, rtol=1e-4)  # a sum: its order may differ between the kernels
 
 

@@ -58,6 +58,12 @@ def test_fast_paths_match_the_reference_exactly() -> None:
         (y0, gx0, gt0), (y1, gx1, gt1) = outs
         assert torch.equal(y0, y1) and torch.equal(gx0, gx1)
         assert torch.allclose(gt0, gt1, rtol=1e-5)  # a float sum: the compiled reduction adds in another order
+    # theta fixed (the default recipe): the backward computes the input's gradient only
+    for fused in (False, True) if fused_kernels_available() else (False,):
+        act = CATActivation(code, fused=fused, learn_theta=False)
+        x = v.clone().requires_grad_(True)
+        (act(x) * torch.linspace(-1, 1, len(v))).sum().backward()
+        assert act.log2_theta.grad is None and torch.equal(x.grad, outs[0][1])
 
 
 def test_cat_gradients_straight_through_inside_zero_outside() -> None:
