@@ -37,7 +37,7 @@ class SpikeRecord:
     overflows: int = 0
     peaks: list[int] = field(default_factory=list)  # event simulation, per weight layer: largest |accumulator|
     images: int = 0
-    certified: int = 0  # neurons whose spike time float32 gave (closed form), and of these
+    certified: int = 0  # neurons whose potential float32 gave (exact by the group bound, or within an error bound)
     refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
     work: Counter = field(default_factory=Counter)  # closed form: multiply-adds by precision, values gathered
 
@@ -78,6 +78,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
     last = max(i for i, op in enumerate(net.ops) if op["op"] in ("conv", "linear"))
     x = pixels.to(torch.float32 if certified else torch.float64) / 2**PIXEL_FRACTION_BITS
     bits, magnitude = PIXEL_FRACTION_BITS, 1.0  # significant bits of the activity; a bound on its |value|
+    span = PIXEL_FRACTION_BITS  # log2(bound on |activity| / its least significant bit)
     events = float(x.numel())  # layer 1 in pixel mode takes every pixel as a multi-bit input
     error = layer = None  # per-channel bound on |float32 potential - exact potential|; the op and input behind it
     for i, op in enumerate(net.ops):
@@ -87,8 +88,17 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             w = _weight(op).to(x.device)
             bias = torch.ldexp(op["bias"].to(x.device, torch.float64), torch.tensor(op["lsb"], device=x.device))
             shape = (1, -1, 1, 1) if kind == "conv" else (1, -1)
-            error = _error_bound(op, w, bias, magnitude) if i != last and x.dtype == torch.float32 else None
-            if error is not None:
+            hidden32 = i != last and x.dtype == torch.float32
+            groups = _exact_groups(op, span) if hidden32 else None
+            error = _error_bound(op, w, bias, magnitude) if hidden32 and groups is None else None
+            if groups is not None:
+                with _ieee_float32(x.device):
+                    parts = _apply_weights(op, x, torch.cat([w * member for member in groups]).float())
+                x = sum(parts.double().chunk(len(groups), dim=1)) + bias.view(shape)
+                error = layer = None
+                record.certified += x.numel()
+                record.work["float32 MACs"] += parts.numel() * w[0].numel()
+            elif error is not None:
                 with _ieee_float32(x.device):
                     v = _apply_weights(op, x, w.float()) + bias.float().view(shape)
                 error = error.view(shape).to(torch.float32)
@@ -104,6 +114,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                      else _certified_times(x, error, theta_exp, code, layer, record))
             events = _record_fire(record, times, T, keep_times)
             bits, magnitude = code.fraction_bits + 1, 2.0**theta_exp  # levels: theta down to 2^-fraction_bits theta
+            span = code.fraction_bits
             exact32 = certified and bits <= FLOAT32_BITS
             x = _decode(times, theta_exp, code, torch.float32 if exact32 else torch.float64)
             error = layer = None
@@ -112,6 +123,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             events = float((x != 0).sum())
         elif kind == "avgpool":  # every spike passes, its weight shifted by log2(kernel^2)
             bits += 2 * (op["kernel"] - 1).bit_length()  # the mean of kernel^2 values: more fractional bits
+            span += 2 * (op["kernel"] - 1).bit_length()
             x = F.avg_pool2d(x, op["kernel"]) if bits <= FLOAT32_BITS else F.avg_pool2d(x.double(), op["kernel"])
         elif kind == "flatten":
             x = torch.flatten(x, 1)
@@ -119,6 +131,39 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
 
 
 FLOAT32_BITS = 24  # significand bits of float32
+
+
+def _exact_groups(op: dict, span: int) -> list[torch.Tensor] | None:
+    """Weight masks (one per group of adjacent exponents) whose float32 sums are exact; None if none exist.
+
+    Every product of an activity (a multiple of its LSB, at most 2^span LSBs) and a log weight 2^(s - e) of a
+    group whose smallest weight is 2^(s - e1) is an integer number of units LSB * 2^(s - e1), and so is every
+    partial sum, which is at most 2^span * sum_i 2^(e1 - e_i) units over a channel's weights in the group. A float32
+    sum in any order (BLAS blocks, FMA) of integers that stays within 2^24 is exact, so each group's potential is
+    exact, and so is their float64 sum. Groups are grown greedily from the largest weights while every channel's
+    bound holds. With spike activity (span = T - 1 for k = 1) and 5-bit weights this takes one group at T = 4
+    and two at T = 8: the layer costs one float32 convolution with 1-2x the channels, and nothing is uncertain."""
+    codes = op["codes"].flatten(1).to(torch.int64)
+    exponent = codes.abs() - 1  # -1: a zero weight
+    emax = int(exponent.max())
+    if emax < 0:
+        return None
+    counts = torch.stack([(exponent == e).sum(1) for e in range(emax + 1)], 1).to(torch.float64)  # channel x e
+    budget = 2.0 ** (FLOAT32_BITS - span)
+    groups, first, total = [], 0, counts[:, 0].clone()
+    for e in range(1, emax + 2):
+        grown = 2 * total + counts[:, e] if e <= emax else None
+        if grown is None or float(grown.max()) > budget:  # close the group [first, e - 1]
+            if float(total.max()) > budget or op["lsb"] < -100:  # one exponent is already too much; or underflow
+                return None
+            groups.append(((exponent >= first) & (exponent < e)).view(op["codes"].shape))
+            first, total = e, counts[:, e] if e <= emax else None
+        else:
+            total = grown
+    return groups if len(groups) <= MAX_GROUPS else None
+
+
+MAX_GROUPS = 2  # beyond this, one float32 pass with an error bound (and a few neurons in float64) is cheaper
 TIGHTEN_SHARE = 0.002  # above this share of uncertain neurons, a per-neuron bound is computed (one more pass)
 REFINE_SHARE = 0.05  # above this share still uncertain, the layer is recomputed whole in float64
 

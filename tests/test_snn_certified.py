@@ -28,9 +28,15 @@ def test_float32_closed_form_equals_the_float64_reference_and_the_ann(T, k, roun
     assert rec.certified > 0 and rec64.certified == 0  # float32 really ran
 
 
+@pytest.fixture
+def bounded(monkeypatch):
+    """The error-bound path everywhere (where exact weight groups would otherwise take a layer)."""
+    monkeypatch.setattr(snn, "_exact_groups", lambda op, span: None)
+
+
 @pytest.mark.parametrize("tighten,refine", [(0.0, 1.0), (1.0, 1.0), (0.0, 0.0)], ids=["tighter-bound", "per-neuron",
                                                                                    "whole-layer"])
-def test_every_fallback_is_exact(monkeypatch, tighten, refine) -> None:
+def test_every_fallback_is_exact(monkeypatch, bounded, tighten, refine) -> None:
     """Inflate the static bound so that many neurons are uncertain, then force each way of settling them."""
     bound = snn._error_bound
     monkeypatch.setattr(snn, "_error_bound", lambda *a: None if (b := bound(*a)) is None else b * 2.0**12)
@@ -60,6 +66,9 @@ def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> N
     exact, _ = simulate_closed_form(net, pixels, certified=False)
     assert exact.item() == 0.25  # fired at t = 1: theta / 2
     assert torch.equal(simulate_events(net, pixels)[0], exact)
+    grouped, rec = simulate_closed_form(net, pixels)  # weights 2^0 and 2^-30 in separate exact groups
+    assert torch.equal(grouped, exact) and rec.refined == 0 and rec.certified == 1
+    monkeypatch.setattr(snn, "_exact_groups", lambda op, span: None)
     fast, rec = simulate_closed_form(net, pixels)
     assert torch.equal(fast, exact) and rec.refined == 1
     monkeypatch.setattr(snn, "_error_bound", lambda op, w, bias, magnitude: torch.zeros(len(w)))
@@ -67,7 +76,21 @@ def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> N
     assert naive.item() == 0.5  # the rounding made it fire a step early
 
 
-def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons() -> None:
+def test_exact_weight_groups_cost_at_most_two_float32_passes_and_leave_nothing_uncertain() -> None:
+    """T = 4 and 8 (k = 1): every hidden layer splits its log weights into at most two exponent groups whose
+    float32 sums are exact; no neuron is left for float64 (work, not time)."""
+    for T in (4, 8):
+        model, pixels = _trained(T, size=16)
+        net = export_snn(model)
+        _, rec = simulate_closed_form(net, pixels)
+        ann = simulate_closed_form(net, pixels, certified=False)[1].work
+        output = len(pixels) * net.ops[-1]["codes"].numel()
+        hidden = ann["float64 MACs"] - output
+        assert hidden <= rec.work["float32 MACs"] <= snn.MAX_GROUPS * hidden
+        assert rec.work["float64 MACs"] == output and rec.refined == 0 and rec.certified > 0
+
+
+def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons(bounded) -> None:
     """Work, not time (load does not change it): the hidden layers' float32 pass, a bound over each layer's
     inputs (not a second pass over its weights), and a float64 patch times every channel's weights per
     position holding a neuron left undecided."""
