@@ -42,6 +42,7 @@ SPACE_FILE = "space.yaml"
 LOCK_FILE = ".driver.lock"
 COMPLETE = optuna.trial.TrialState.COMPLETE
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
+LOG_EVERY_S = 60.0  # progress lines written to a log or pipe when nothing changes
 PRICE_BATCH = 64  # processor-only trials asked, priced (one estimate_many) and recorded together
 
 
@@ -271,6 +272,7 @@ class Progress:
         self.enabled, self.target, self.start = enabled, target, time.monotonic()
         self.done = self.failed = self.cached = self.earlier = self.pruned = 0
         self.tty = enabled and sys.stderr.isatty()
+        self.last: tuple = (None, 0.0)  # (counts, when) of the last line written to a log
 
     def show(self, running: int, pareto, final: bool = False) -> None:
         """``pareto``: a callable, so a quiet run never pays for the front (a sort over every trial)."""
@@ -278,6 +280,10 @@ class Progress:
             return
         pareto = pareto()
         elapsed = time.monotonic() - self.start
+        counts = (self.done, running, self.failed, self.cached, pareto)
+        if not self.tty and not final and counts == self.last[0] and elapsed - self.last[1] < LOG_EVERY_S:
+            return  # a log (not a terminal) gets a line when something changed, or once a minute
+        self.last = (counts, elapsed)
         fresh = self.done - self.earlier  # finished in this run: the rate the ETA extrapolates
         eta = f"  eta {_clock(elapsed / fresh * (self.target - self.done))}" if fresh and not final else ""
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
