@@ -152,3 +152,50 @@ def test_warm_start_starts_from_the_nearest_scratch_network_and_keys_it(tmp_path
     assert hit and again.checkpoint == warm.checkpoint
     # the warm network is no starting point for others: only networks trained from scratch are
     assert nearest(_digits_spec(weight_bits=3, time_window=2), cache, fp) == near.checkpoint.parent.name
+
+
+OPTIONAL = """\
+study: opt
+workloads:
+  - dataset: digits
+    model: tiny_vgg
+    train: {epochs: 1, finetune_epochs: 1, batch_size: 128, width: 0.25, max_train_images: 512}
+  - dataset: cifar100
+    model: tiny_vgg
+    optional: true
+space:
+  weight_bits: [3, 4]
+  pe_rows: [4, 8]
+objectives: [accuracy, energy]
+sampler: {name: random, seed: 0}
+budget: {n_trials: 2}
+resources: {cpus: 1}
+"""
+
+
+def test_an_optional_dataset_without_files_is_reported_missing_and_kept_missing_on_resume(ray_local, tmp_path) -> None:
+    from dse.errors import UserError
+
+    space = load_space(write_space(tmp_path, OPTIONAL))
+    data = tmp_path / "data"
+    data.mkdir()
+    opts = dict(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache"), data_dir=str(data))
+    study = run_search(space, RunOptions(**opts))
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(done) == 2 and all(set(t.user_attrs["per_workload"]) == {"digits"} for t in done)
+    assert study.user_attrs["missing_workloads"] == ["cifar100"]
+    status = subprocess.run([sys.executable, "-m", "dse.cli", "status", str(tmp_path / "opt")], capture_output=True,
+                            text=True, timeout=120, env=ENV)
+    assert status.returncode == 0, status.stderr
+    assert "missing: cifar100" in status.stdout
+    export_study(*_loaded(tmp_path / "opt"), tmp_path / "opt")
+    assert json.loads((tmp_path / "opt" / "pareto.json").read_text())["missing_workloads"] == ["cifar100"]
+    (data / "cifar-100-python").mkdir()  # its files arrive: the study keeps to what it started with
+    with pytest.raises(UserError, match="cifar100 have files now but the study started without them"):
+        run_search(space, RunOptions(**opts, resume=True, n_trials=3))
+
+
+def _loaded(directory):
+    from dse.search.driver import load_results
+
+    return load_results(directory)
