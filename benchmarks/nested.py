@@ -14,7 +14,7 @@ re-filtered, is the exact Pareto set. Then, for each sampler (TPE, random) and s
 The share found is |front found ∩ exact front| / |exact front|, over (network, processor) points. Counts,
 not times: the machine's load does not change them (it only slows the run).
 
-Run: ``python benchmarks/nested.py`` (40 networks, K = 16, 3 seeds; writes results/benchmarks/nested.txt);
+Run: ``python benchmarks/nested.py`` (32 networks, K = 12, 3 seeds; writes results/benchmarks/nested.txt);
 smoke: ``--networks-bits 3 4 --seeds 1 --budget 2 --flat-trials 30 --out /tmp/nested.txt``.
 """
 
@@ -113,8 +113,8 @@ def within_trainings(space, study, budget: int) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks-bits", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="weight bits of the networks")
-    ap.add_argument("--budget", type=int, default=16,
+    ap.add_argument("--networks-bits", type=int, nargs="+", default=[2, 3, 4, 5], help="weight bits of the networks")
+    ap.add_argument("--budget", type=int, default=12,
                     help="trainings each search may spend (K; TPE samples at random for its first 10)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--flat-trials", type=int, default=300, help="most trials a flat study runs")

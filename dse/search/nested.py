@@ -156,7 +156,7 @@ def run_network(space: SearchSpace, network: dict, cache_dir: str, data_dir: str
     """One nested trial (a Ray task): train or reuse each workload's network, then solve its processors."""
     from dse.search.warm import train_network
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     per: dict[str, dict] = {}
     cached = True
     for w in space.workloads:
@@ -173,6 +173,7 @@ def run_network(space: SearchSpace, network: dict, cache_dir: str, data_dir: str
     t1 = time.perf_counter()
     points = solve(space, network, per)
     return {"points": points, "cached": cached, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,  # this worker's CPU time: a study's cost on a loaded machine
             "solve_seconds": time.perf_counter() - t1, "processors": len(candidates(space, network))}
 
 
@@ -197,7 +198,8 @@ def frozen_point(space: SearchSpace, point: dict, network_id: int, outcome: dict
     return optuna.trial.create_trial(
         params=point["params"], distributions=dists, values=[point["values"][o] for o in space.objectives],
         user_attrs={"per_workload": point["per_workload"], "arch": point["arch"], "cached": outcome["cached"],
-                    "seconds": outcome["seconds"], "reasons": point["reasons"], "node": node, "network": network_id,
+                    "seconds": outcome["seconds"], "cpu_seconds": outcome["cpu_seconds"], "reasons": point["reasons"],
+                    "node": node, "network": network_id,
                     "processors_solved": outcome["processors"]},
         system_attrs={f"{_CONSTRAINTS_KEY}:{k}": v for k, v in point["constraints"].items()})
 
