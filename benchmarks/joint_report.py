@@ -121,6 +121,9 @@ def main() -> None:
                   f" | {shared['values']['energy']:.4g} | {shared['values']['area']:.3g} | " +
                   " | ".join(f"{shared['per_workload'][d]['accuracy']:.2f} / {shared['per_workload'][d]['energy']:.4g}"
                              for d in datasets) + " |", "",
+                  "Accuracies are on the validation images (what the search optimizes); on the test images: " +
+                  ", ".join(f"{d} {shared['per_workload'][d].get('test_accuracy', float('nan')):.2f} %"
+                            for d in datasets), "",
                   "## Each dataset's own optimum (same floor, that dataset alone)", ""]
         for d in datasets:
             mine = _best(own[d], {d: floors[d]}, lambda p, d: p["values"]["accuracy"])

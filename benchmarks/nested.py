@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from dse.search.cache import train_cached
 from dse.search.driver import RunOptions, run_search
 from dse.search.export import feasible, pareto_mask, to_minimization
 from dse.search.nested import network_key, network_params, solve
-from dse.search.resolve import resolve
 from dse.search.space import load_space
+from dse.search.trial import _workload_metrics
 
 SPACE = """\
 study: {study}
@@ -79,10 +78,8 @@ def exact_front(space, cache: Path) -> set[tuple]:
     keys, values = [], []
     for combo in itertools.product(*(p.grid() for p in nets)):
         network = dict(zip((p.name for p in nets), combo))
-        per = {}
-        for w in space.workloads:
-            result, _ = train_cached(resolve(space, network, w).spec, cache, threads=1)
-            per[w.name] = {"accuracy": 100.0 * result.snn_accuracy, "spike_stats": str(result.spike_stats)}
+        per = {w.name: _workload_metrics(space, network, w, str(cache), None, "auto", 1, None)
+               for w in space.workloads}  # what a study records: validation accuracy and its spike statistics
         for p in solve(space, network, per):
             if p["feasible"]:
                 keys.append(point(space, p["params"]))

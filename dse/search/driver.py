@@ -280,7 +280,7 @@ class Progress:
             return
         pareto = pareto()
         elapsed = time.monotonic() - self.start
-        counts = (self.done, running, self.failed, self.cached, pareto)
+        counts = (self.done, running, self.failed, self.cached, self.pruned, pareto)
         if not self.tty and not final and counts == self.last[0] and elapsed - self.last[1] < LOG_EVERY_S:
             return  # a log (not a terminal) gets a line when something changed, or once a minute
         self.last = (counts, elapsed)

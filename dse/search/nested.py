@@ -30,7 +30,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 import hwmodel
 from dse.errors import UserError
-from dse.search.cache import train_cached
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.records import add_finished
 from dse.search.resolve import design, resolve
@@ -39,6 +38,7 @@ from dse.search.sweep import _aggregate
 from dse.search.trial import price
 
 _SI = {"energy": "energy_j", "latency": "latency_s", "area": "area_mm2"}
+_PRICED = ("energy", "latency", "area", "feasible", "reasons", "sops", "adapted")  # what solve() sets per processor
 MAX_REPEATS = 200  # proposals of networks already solved, in a row, before the network space counts as exhausted
 
 
@@ -153,23 +153,17 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
 
 def run_network(space: SearchSpace, network: dict, cache_dir: str, data_dir: str | None = None,
                 threads: int | None = None, device: str = "auto") -> dict:
-    """One nested trial (a Ray task): train or reuse each workload's network, then solve its processors."""
-    from dse.search.warm import train_network
+    """One nested trial (a Ray task): train or reuse each workload's network, then solve its processors.
+    A network's metrics are those of flat search (``trial._workload_metrics``): its validation accuracy, what
+    is optimized, priced on the validation images' spike statistics; its test accuracy reported beside it."""
+    from dse.search.trial import _workload_metrics
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     per: dict[str, dict] = {}
-    cached = True
     for w in space.workloads:
-        if not w.trains:
-            per[w.name] = {"cached": True}
-            continue
-        spec = resolve(space, network, w).spec
-        result, hit = train_network(space, spec, Path(cache_dir), data_dir, device, threads)
-        cached &= hit
-        per[w.name] = {"accuracy": 100.0 * result.snn_accuracy, "ann_accuracy": 100.0 * result.ann_accuracy,
-                       "agreement": result.agreement, "cached": hit, "spike_stats": str(result.spike_stats),
-                       "train_seconds": 0.0 if hit else result.metrics.get("train_seconds", 0.0),
-                       **({"warm_from": result.metrics["warm_from"]} if "warm_from" in result.metrics else {})}
+        m = _workload_metrics(space, network, w, cache_dir, data_dir, device, threads, None)
+        per[w.name] = {k: v for k, v in m.items() if k not in _PRICED}  # the processor is solved below
+    cached = all(m["cached"] for m in per.values())
     t1 = time.perf_counter()
     points = solve(space, network, per)
     return {"points": points, "cached": cached, "seconds": time.perf_counter() - t0,
