@@ -7,7 +7,7 @@ weights, ``--finetune`` epochs of fine-tuning), both through the search's cache 
 ratio of training seconds is taken in this one run; accuracies are the SNN's on the first
 ``--test-images`` test images (SNN = ANN bit for bit).
 
-Run quietly (about 15 min on an idle 2-core machine):
+Run quietly (about 12-15 min on an idle 2-core machine: 29 epochs of 10,000 images at full width, nine evaluations):
     python benchmarks/warm_start.py --data-dir DIR          (DIR/cifar-10-batches-py)
 Smoke: ``--train-images 256 --test-images 128 --epochs 1 --targets 4:8 --allow-load --out /tmp/warm.txt``.
 """
@@ -37,7 +37,7 @@ def pair(text: str) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", help="holds cifar-10-batches-py (default: $DSE_DATA_DIR or ~/.cache/dse/data)")
-    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--epochs", type=int, default=4, help="epochs from scratch (plus one folded fine-tune epoch)")
     ap.add_argument("--finetune", type=int, default=1, help="fine-tune epochs of a warm start")
     ap.add_argument("--train-images", type=int, default=10000)
