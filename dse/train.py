@@ -326,7 +326,7 @@ def _device_name(dev: torch.device) -> str:
 
 def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
                        threads: int | None = None, progress: bool = True, fuse: bool | None = None,
-                       monitor: int = 0, on_epoch=None) -> TrainResult:
+                       monitor: int = 0, on_epoch=None, init: Path | None = None) -> TrainResult:
     """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``.
 
     A killed training resumes from ``out_dir/train_state.pt`` (written after every epoch) when called
@@ -338,6 +338,9 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
 
     ``fuse`` compiles CAT's elementwise passes (same numbers, faster steps after a warm-up of tens of
     seconds); by default on for trainings of ``FUSE_MIN_STEPS`` steps or more.
+
+    ``init``: a folded CAT checkpoint of the same network shape to start from (a warm start, run with
+    ``epochs`` 0: only the fine-tune phase); the network keeps its own thresholds.
     """
     out = Path(out_dir)
     existing = next(p for p in (out, *out.parents) if p.exists())
@@ -353,6 +356,10 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
         train = type(train)(train.images.to(dev), train.labels.to(dev))
     torch.manual_seed(spec.seed)
     model = build_for(spec, data).to(dev)
+    if init is not None:
+        fold_batchnorm(model.eval())
+        source = safe_load(init)["state_dict"]
+        model.load_state_dict({**model.state_dict(), **{k: v for k, v in source.items() if not k.endswith("log2_theta")}})
     steps = (spec.epochs + spec.finetune_epochs) * math.ceil(len(train.labels) / spec.batch_size)
     if fuse if fuse is not None else steps >= FUSE_MIN_STEPS:
         model.fuse_activations()

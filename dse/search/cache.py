@@ -38,8 +38,10 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(spec: TrainSpec, data_fingerprint: str) -> str:
-    payload = json.dumps({"spec": spec.to_dict(), "data": data_fingerprint, "code": code_version()}, sort_keys=True)
+def cache_key(spec: TrainSpec, data_fingerprint: str, warm: str | None = None) -> str:
+    """``warm``: the key of the network this one started from (``dse.search.warm``): another network."""
+    doc = {"spec": spec.to_dict(), "data": data_fingerprint, "code": code_version()}
+    payload = json.dumps({**doc, **({"warm": warm} if warm else {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -53,14 +55,17 @@ def _result(entry: Path) -> TrainResult:
                        entry / "snn.pt", entry / "spikes.json", metrics)
 
 
-def lookup(spec: TrainSpec, cache_dir: Path, data_fingerprint: str) -> TrainResult | None:
-    entry = cache_dir / cache_key(spec, data_fingerprint)
+def lookup(spec: TrainSpec, cache_dir: Path, data_fingerprint: str, warm: str | None = None) -> TrainResult | None:
+    entry = cache_dir / cache_key(spec, data_fingerprint, warm)
     return _result(entry) if (entry / "metrics.json").is_file() else None
 
 
 def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = "auto",
-                 threads: int | None = None, on_epoch=None) -> tuple[TrainResult, bool]:
-    """(result, was_cached). Trains into ``.partial-<key>`` and publishes it atomically.
+                 threads: int | None = None, on_epoch=None, warm: str | None = None,
+                 fingerprint: str | None = None) -> tuple[TrainResult, bool]:
+    """(result, was_cached). Trains into ``.partial-<key>`` and publishes it atomically. ``warm``: the key of a
+    cached network whose weights this training starts from (its checkpoint in the cache); ``fingerprint``: the
+    data's, when the caller has it (a dataset is not loaded twice to hash it).
 
     A training killed with its worker or node leaves ``.partial-<key>`` behind with its last epoch's state,
     and the retry resumes there instead of starting over; a second worker on the same key meanwhile
@@ -69,12 +74,13 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
     """
     import fcntl
 
-    fingerprint = data_fingerprint(spec, data_dir)
-    hit = lookup(spec, cache_dir, fingerprint)
+    fingerprint = fingerprint or data_fingerprint(spec, data_dir)
+    hit = lookup(spec, cache_dir, fingerprint, warm)
     if hit is not None:
         return hit, True
+    key = cache_key(spec, fingerprint, warm)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    work = cache_dir / f".partial-{cache_key(spec, fingerprint)}"
+    work = cache_dir / f".partial-{key}"
     work.mkdir(exist_ok=True)
     lock = open(work / ".lock", "w")
     try:
@@ -83,10 +89,14 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
         lock.close()
         lock, work = None, Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
     try:
-        train_and_evaluate(spec, work, data_dir, device, threads, progress=False, on_epoch=on_epoch)
-        (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "data": fingerprint,
-                                                    "code": code_version()}, indent=1))
-        entry = cache_dir / cache_key(spec, fingerprint)
+        init = cache_dir / warm / "checkpoint.pt" if warm else None
+        train_and_evaluate(spec, work, data_dir, device, threads, progress=False, on_epoch=on_epoch, init=init)
+        if warm:  # said in the metrics too: a trial's record shows what its network started from
+            metrics = json.loads((work / "metrics.json").read_text())
+            (work / "metrics.json").write_text(json.dumps({**metrics, "warm_from": warm}, indent=1))
+        (work / "spec.json").write_text(json.dumps({"spec": spec.to_dict(), "data": fingerprint, "code": code_version(),
+                                                    **({"warm": warm} if warm else {})}, indent=1))
+        entry = cache_dir / key
         (work / ".lock").unlink(missing_ok=True)
         try:
             os.rename(work, entry)  # atomic; fails if another worker published the same key first

@@ -85,6 +85,10 @@ def _search(args) -> int:
                       resume=args.resume, storage=args.storage, data_dir=args.data_dir, cache_dir=args.cache_dir,
                       progress=not args.quiet, max_failures=args.max_failures)
     study = run_search(space, opts)
+    if study.user_attrs.get("missing_workloads"):  # optional workloads the study runs without
+        from dse.search.optional import without
+
+        space = without(space, study.user_attrs["missing_workloads"])
     if not args.no_export:
         export_study(space, study, directory)
     print(f"{len(front(study))} Pareto-optimal trials; results in {directory}")
@@ -138,6 +142,14 @@ def _status(args) -> int:
     cached = sum(bool(t.user_attrs.get("cached")) for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
     print(f"study {space.study}: {len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
           + f" ({cached} priced from cached networks); target {space.n_trials}")
+    if study.user_attrs.get("missing_workloads"):
+        print(f"missing: {', '.join(study.user_attrs['missing_workloads'])} (optional; dataset files absent when the "
+              "study started, so it runs without them)")
+    if space.search.mode == "nested":  # trials are (network, processor) points; the budget counts networks
+        networks = {t.user_attrs["network"] for t in trials if "network" in t.user_attrs
+                    and t.state == optuna.trial.TrialState.COMPLETE}
+        print(f"nested: {len(networks)} networks trained and solved (target {space.n_trials}); each one's "
+              f"Pareto-optimal processors are its trials")
     history = hypervolume_history(space, study)
     best = front(study)
     fraction = history[-1][1] if history else 0.0

@@ -42,6 +42,7 @@ SPACE_FILE = "space.yaml"
 LOCK_FILE = ".driver.lock"
 COMPLETE = optuna.trial.TrialState.COMPLETE
 RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node must not hang the driver)
+LOG_EVERY_S = 60.0  # progress lines written to a log or pipe when nothing changes
 PRICE_BATCH = 64  # processor-only trials asked, priced (one estimate_many) and recorded together
 
 
@@ -150,12 +151,12 @@ def _check_results_dir(space: SearchSpace, directory: Path, resume: bool) -> Non
         raise UserError(f"{saved}: unreadable; this directory does not hold a study dse can resume")
     if previous.get("study") != space.study:
         raise UserError(f"{directory}: belongs to study {previous.get('study')!r}, not {space.study!r}")
-    same = all(previous.get(k) == space.source.get(k) for k in ("space", "objectives", "workloads", "arch"))
+    same = all(previous.get(k) == space.source.get(k) for k in ("space", "objectives", "workloads", "arch", "search"))
     if not resume:
         raise UserError(f"{directory}: study {space.study!r} already has results; pass --resume to continue it")
     if not same:
         raise UserError(f"{directory}: study {space.study!r} was run with a different space, objectives, workloads "
-                        "or arch; use a new study name")
+                        "arch or search mode; use a new study name")
 
 
 def _write_space(space: SearchSpace, directory: Path) -> None:
@@ -271,6 +272,7 @@ class Progress:
         self.enabled, self.target, self.start = enabled, target, time.monotonic()
         self.done = self.failed = self.cached = self.earlier = self.pruned = 0
         self.tty = enabled and sys.stderr.isatty()
+        self.last: tuple = (None, 0.0)  # (counts, when) of the last line written to a log
 
     def show(self, running: int, pareto, final: bool = False) -> None:
         """``pareto``: a callable, so a quiet run never pays for the front (a sort over every trial)."""
@@ -278,6 +280,10 @@ class Progress:
             return
         pareto = pareto()
         elapsed = time.monotonic() - self.start
+        counts = (self.done, running, self.failed, self.cached, self.pruned, pareto)
+        if not self.tty and not final and counts == self.last[0] and elapsed - self.last[1] < LOG_EVERY_S:
+            return  # a log (not a terminal) gets a line when something changed, or once a minute
+        self.last = (counts, elapsed)
         fresh = self.done - self.earlier  # finished in this run: the rate the ETA extrapolates
         eta = f"  eta {_clock(elapsed / fresh * (self.target - self.done))}" if fresh and not final else ""
         line = (f"[{self.done}/{self.target}] done {self.done}  running {running}  failed {self.failed}  "
@@ -348,6 +354,14 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard labels its axes with
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([f"{o} ({OBJECTIVES[o][1]})" for o in space.objectives])
+    if any(w.optional for w in space.workloads):
+        from dse.search import optional
+
+        space = optional.settle(study, space, opts.data_dir, directory)
+        for name in study.user_attrs.get(optional.ATTR, []):
+            if opts.progress:
+                print(f"workload {name}: dataset files missing under the data directory; the study runs without it",
+                      file=sys.stderr)
     if opts.resume:
         requeue_stale(study, space)  # the lease is ours: whoever left trials RUNNING is gone
     study.sampler = make_sampler(space, target, offset=len(study.get_trials(deepcopy=False)))
@@ -361,6 +375,11 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     cache_dir = str(opts.cache_dir or default_cache_dir())
     threads = max(1, int(space.cpus_per_trial))
     capacity = space.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // space.cpus_per_trial))
+    if space.search.mode == "nested":  # the sampler proposes networks; each one's processors are solved
+        from dse.search import nested
+
+        return nested.drive(study, lease, space, opts, directory, target, ray, nested.remote(ray),
+                            Progress(opts.progress, target))
     progress = Progress(opts.progress, target)
     done = {design_key(t.params): t for t in study.get_trials(deepcopy=False, states=[COMPLETE])}
     counted = [COMPLETE, optuna.trial.TrialState.PRUNED]  # the budget counts pruned trials: designs tried
@@ -538,4 +557,10 @@ def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace
     space = load_space(saved)
     url = locate(storage, Path(results), space.storage, must_exist=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return space, open_study(space, url, space.n_trials, create=False)
+    study = open_study(space, url, space.n_trials, create=False)
+    missing = study.user_attrs.get("missing_workloads")
+    if missing:  # an optional workload the study ran without (dse.search.optional)
+        from dse.search.optional import without
+
+        space = without(space, missing)
+    return space, study

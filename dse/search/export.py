@@ -137,7 +137,8 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
     _csv(files["pareto.csv"], *_rows(space, best))
     history = hypervolume_history(space, study)
     doc = {"study": space.study, "objectives": {units.key(o): OBJECTIVES[o][0] for o in space.objectives},
-           "aggregate": space.aggregate, "hypervolume_fraction": history[-1][1] if history else 0.0,
+           "aggregate": space.aggregate, "missing_workloads": study.user_attrs.get("missing_workloads", []),
+           "hypervolume_fraction": history[-1][1] if history else 0.0,
            "pareto": [{"trial": t.number, "params": t.params,
                        "values": units.si_dict(dict(zip(space.objectives, t.values))),
                        "per_workload": units.si_dict(t.user_attrs.get("per_workload")),

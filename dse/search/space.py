@@ -84,6 +84,7 @@ class Workload:
     name: str
     train: dict = field(default_factory=dict)  # fixed TrainSpec fields (dataset, model, epochs, ...)
     hwmodel_workload: str | dict | None = None  # a built-in name or a workload document: pricing only, no accuracy
+    optional: bool = False  # a dataset whose files may be absent: then the study runs without it and says so
 
     @property
     def trains(self) -> bool:
@@ -99,6 +100,30 @@ class Constraint:
     def violation(self, metric_value: float) -> float:
         """<= 0 when satisfied (Optuna's convention)."""
         return metric_value - self.value if self.op == "<=" else self.value - metric_value
+
+
+MODES = ("flat", "nested")
+INNER_SAMPLES = 20_000  # nested: processors drawn per network when the grid is too large to enumerate
+MAX_NESTED_GRID = 200_000  # nested: processor grids up to this size are enumerated exactly
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A network starts from the nearest cached (weight bits, T) network trained from scratch and
+    fine-tunes for ``finetune_epochs`` (batch norm folded) instead of training every epoch."""
+
+    finetune_epochs: int = 1
+
+
+@dataclass(frozen=True)
+class Search:
+    """How a study spends its trainings (docs/search.md): ``flat`` samples networks and processors
+    together, trial by trial; ``nested`` samples networks and solves each one's processors
+    (``dse.search.nested``)."""
+
+    mode: str = "flat"
+    inner_samples: int = INNER_SAMPLES
+    warm_start: WarmStart | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,7 @@ class SearchSpace:
     arch: str | dict = "paper"  # base processor: a preset name, or all its fields (from a file or a mapping)
     storage: str | None = None  # as written: a server URL, or a file name that lives in the study directory
     pruning: Pruning = Pruning()  # multi-fidelity: which pruner stops hopeless trainings (dse.search.fidelity)
+    search: Search = Search()
     source: dict = field(default_factory=dict, compare=False)  # the file as loaded, for the results directory
 
     @property
@@ -246,7 +272,10 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
             raise _fail(where, str(exc)) from None
         name = _name(spec.get("name", ref if isinstance(ref, str) else doc.get("name", "workload")), path)
         return Workload(name, hwmodel_workload=doc), {"name": name, "hwmodel": doc}
-    _check_keys(spec, path, {"dataset", "model", "name", "train"}, {"dataset"})
+    _check_keys(spec, path, {"dataset", "model", "name", "train", "optional"}, {"dataset"})
+    optional = spec.get("optional", False)
+    if not isinstance(optional, bool):
+        raise _fail(f"{path}.optional", f"expected true or false, got {brief(optional)}")
     if spec["dataset"] not in DATASET_NAMES:
         raise _fail(f"{path}.dataset", f"unknown dataset {brief(spec['dataset'])}; choose one of "
                                        f"{', '.join(DATASET_NAMES)}")
@@ -257,7 +286,7 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
     _check_keys(train, f"{path}.train", TRAIN_FIELDS - {"dataset", "model"})
     fixed = {**train, "dataset": spec["dataset"], "model": model}
     TrainSpec.from_dict(fixed, where=f"{path}.train")  # validates types and ranges now
-    return Workload(_name(spec.get("name", spec["dataset"]), path), train=fixed), spec
+    return Workload(_name(spec.get("name", spec["dataset"]), path), train=fixed, optional=optional), spec
 
 
 def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
@@ -380,7 +409,37 @@ def _check_training_values(params: tuple[Param, ...], wls: tuple[Workload, ...])
 
 
 TOP_KEYS = {"study", "workloads", "space", "objectives", "aggregate", "constraints", "sampler", "seed", "budget",
-            "resources", "arch", "storage", "pruner"}
+            "resources", "arch", "storage", "pruner", "search"}
+
+
+def _search(data: Any, params: tuple[Param, ...], wls: tuple[Workload, ...]) -> Search:
+    spec = _check_keys(_optional(data, "search", {}), "search", {"mode", "inner_samples", "warm_start"})
+    mode = spec.get("mode", "flat")
+    if mode not in MODES:
+        raise _fail("search.mode", f"expected one of {', '.join(MODES)}, got {brief(mode)}")
+    inner = int(_number(spec.get("inner_samples", INNER_SAMPLES), "search.inner_samples", integer=True))
+    if inner < 1:
+        raise _fail("search.inner_samples", f"must be >= 1, got {inner}")
+    if mode == "nested":
+        if not any(w.trains for w in wls):
+            raise _fail("search.mode", "nested solves processors per trained network: it needs a workload with a "
+                                       "dataset (a processor-only study is priced exhaustively already)")
+        if not any(p.target == "train" for p in params):
+            raise _fail("search.mode", "nested samples networks: the space needs a training parameter")
+        if not any(p.target == "arch" and p.name not in SHARED_FIELDS for p in params):
+            raise _fail("search.mode", "nested solves processor parameters: the space has none")
+    warm = spec.get("warm_start", False)
+    if warm is False or warm is None:
+        return Search(mode, inner)
+    if warm is True:
+        warm = {}
+    _check_keys(warm, "search.warm_start", {"finetune_epochs"})
+    epochs = int(_number(warm.get("finetune_epochs", 1), "search.warm_start.finetune_epochs", integer=True))
+    if epochs < 1:
+        raise _fail("search.warm_start.finetune_epochs", f"must be >= 1, got {epochs}")
+    if not any(w.trains for w in wls):
+        raise _fail("search.warm_start", "needs a workload with a dataset to train on")
+    return Search(mode, inner, WarmStart(epochs))
 
 
 def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
@@ -469,11 +528,15 @@ def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
             if w.trains and TrainSpec.from_dict(w.train).validation_images == 0:
                 raise _fail(f"workloads[{i}].train.validation_images", "the pruner judges trainings on their "
                                                                        "validation images: 0 leaves none")
+    search = _search(data, params, wls)
+    if search.mode == "nested" and pruning.enabled:
+        raise _fail("pruner", "nested search trains each proposed network to the end (it is solved over every "
+                              "processor); leave the pruner out, or use mode: flat")
     source = {**data, "workloads": list(wl_sources)}
     if arch != data.get("arch", "paper"):
         source["arch"] = arch
     return SearchSpace(study, tuple(wls), params, tuple(objectives), aggregate, cons, name, seed, n_trials, timeout,
-                       cpus, gpus, concurrent, arch, storage, pruning, source=source)
+                       cpus, gpus, concurrent, arch, storage, pruning, search, source=source)
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 import hwmodel
-from dse.search.cache import train_cached
 from dse.search.fidelity import Pruned
 from dse.train import VALIDATION_SPIKES
 from dse.search.resolve import design, resolve
@@ -70,7 +69,9 @@ def _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, re
                 if "val_accuracy" in row:
                     report(w.name, n, row["val_accuracy"])
 
-        result, cached = train_cached(r.spec, Path(cache_dir), data_dir, device, threads, on_epoch=on_epoch)
+        from dse.search.warm import train_network
+
+        result, cached = train_network(space, r.spec, Path(cache_dir), data_dir, device, threads, on_epoch=on_epoch)
         m = result.metrics
         spikes = result.spike_stats.with_name(VALIDATION_SPIKES)
         validated = m.get("validation_images", 0) > 0 and spikes.is_file()
@@ -81,6 +82,8 @@ def _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, re
                                                                                   result.spike_stats),
                        val_curve=[row["val_accuracy"] for row in m.get("curve", []) if "val_accuracy" in row],
                        train_seconds=0.0 if cached else m.get("train_seconds", 0.0))
+        if "warm_from" in m:
+            metrics["warm_from"] = m["warm_from"]
     else:
         metrics = price(r.arch, hwmodel.load_workload(w.hwmodel_workload))
         metrics["cached"] = True
