@@ -97,6 +97,21 @@ def test_nested_front_is_the_exact_union_over_networks_and_exports_show_processo
     assert "nested: 4 networks trained" in status.stdout and f"Pareto front: {len(got)} trials" in status.stdout
 
 
+def test_a_sampler_stuck_on_one_network_still_covers_the_network_grid(ray_local, tmp_path, monkeypatch) -> None:
+    """TPE on a small categorical grid keeps proposing the networks it solved (the CPU joint study stalled at 21
+    of 72): a proposal already solved is replaced by an untrained network drawn from the grid."""
+    import dse.search.driver as driver
+
+    stuck = lambda *a, **k: optuna.samplers.PartialFixedSampler(  # noqa: E731
+        {"weight_bits": 3, "time_window": 2}, optuna.samplers.RandomSampler(seed=0))
+    monkeypatch.setattr(driver, "make_sampler", stuck)
+    space, _ = _nested(tmp_path)
+    study = run_search(space, RunOptions(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache")))
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert {(t.params["weight_bits"], t.params["time_window"]) for t in done} == {(3, 2), (3, 4), (4, 2), (4, 4)}
+    assert len({t.user_attrs["network"] for t in done}) == 4
+
+
 def test_nested_resume_adds_networks_and_records_none_twice(ray_local, tmp_path) -> None:
     space, _ = _nested(tmp_path, study="resumed")
     cache = str(tmp_path / "cache")

@@ -269,6 +269,7 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
     progress.done = progress.earlier = len(solved)
     progress.target = target = min(target, space_size or target)
     inflight: dict = {}  # ObjectRef -> (working trial, network params, key, id)
+    explore = np.random.default_rng([space.seed, len(solved)])
     in_a_row, last_error, repeats = 0, "", 0
     timeout = opts.timeout or space.timeout
     start = time.monotonic()
@@ -286,6 +287,10 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
                 if key in running:  # wait for it rather than ask again at once
                     break
                 repeats += 1
+                fresh = _unseen(space, nets, solved | running, explore)
+                if fresh is not None:  # the sampler keeps to what it has solved: explore an untrained network
+                    working.enqueue_trial(fresh)
+                    continue
                 if repeats >= MAX_REPEATS:
                     break
                 continue
@@ -326,6 +331,18 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
         print(f"nested: the sampler proposed only networks already solved {MAX_REPEATS} times in a row; "
               f"stopping at {progress.done} networks ({_clock(time.monotonic() - start)})")
     return study
+
+
+def _unseen(space: SearchSpace, nets: list[Param], seen: set, rng: np.random.Generator,
+            enumerable: int = 100_000) -> dict | None:
+    """A network not in ``seen``, drawn uniformly from the network grid; None when every one was seen (or the
+    grid is continuous or too large to list)."""
+    sizes = [p.size for p in nets]
+    if any(n is None for n in sizes) or math.prod(sizes) > enumerable:
+        return None
+    options = [n for combo in itertools.product(*(p.grid() for p in nets))
+               if network_key(space, n := dict(zip((p.name for p in nets), combo))) not in seen]
+    return options[rng.integers(len(options))] if options else None
 
 
 def _default_cache() -> str:
