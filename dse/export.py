@@ -18,6 +18,7 @@ from torch import nn
 from dse.atomic import write_bytes
 from dse.errors import UserError
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
+from dse.resnet import ResNet
 from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
 
 FORMAT = "dse-snn/1"
@@ -26,7 +27,9 @@ EXACT_BITS = 52  # float64 sums of dyadic values are exact while they fit in 52 
 
 @dataclass
 class SNNNetwork:
-    """A TTFS SNN as the processor holds it. ``ops`` run in order; see docs/cat-snn.md."""
+    """A TTFS SNN as the processor holds it: a layer graph. ``ops`` run in order, each on the previous op's
+    output unless it names another (``input``: an earlier op's index); ``add`` sums the outputs of its
+    ``inputs``, ``shortcut`` subsamples spikes and pads channels (dse.resnet). See docs/cat-snn.md."""
 
     code: SpikeCode
     weight_bits: int
@@ -110,12 +113,54 @@ def _export(model: VGG, thetas: list[int], weight_bits: int) -> SNNNetwork:
     return SNNNetwork(code, weight_bits, model.input_shape, ops)
 
 
-def export_snn(model: VGG) -> SNNNetwork:
+def _export_resnet(model: ResNet, weight_bits: int) -> SNNNetwork:
+    """The residual graph: each block's shortcut reads the spikes that entered the block (``input``: that
+    fire op's index), and ``add`` sums conv2's potential with them before the block's fire."""
+    code = model.code
+    ops: list[dict] = []
+    if model.first_layer == "ttfs":
+        ops.append({"op": "fire", "theta_exp": 0})
+        grid = -code.fraction_bits
+    else:
+        grid = -PIXEL_FRACTION_BITS
+
+    def unit(u, grid: int) -> int:
+        conv = u["conv"].op
+        ops.append(_weight_op(conv, conv.weight, conv.bias, weight_bits, grid))
+        return len(ops) - 1
+
+    unit(model.stem, grid)
+    theta = model.stem["act"].theta_exponent()
+    ops.append({"op": "fire", "theta_exp": theta})
+    for block in model.blocks:
+        entry, grid = len(ops) - 1, theta - code.fraction_bits
+        unit(block["a"], grid)
+        inner = block["a"]["act"].theta_exponent()
+        ops.append({"op": "fire", "theta_exp": inner})
+        conv = unit(block["b"], inner - code.fraction_bits)
+        channels = int(block["b"]["conv"].op.weight.shape[0])
+        ops.append({"op": "shortcut", "input": entry, "stride": block.stride, "channels": channels})
+        ops.append({"op": "add", "inputs": [conv, len(ops) - 1]})
+        theta = block["act"].theta_exponent()
+        ops.append({"op": "fire", "theta_exp": theta})
+    grid = theta - code.fraction_bits
+    if model.pool_kernel > 1:
+        ops.append({"op": "avgpool", "kernel": model.pool_kernel})
+        grid -= 2 * (model.pool_kernel - 1).bit_length()
+    ops.append({"op": "flatten"})
+    fc = model.classifier.op
+    ops.append(_weight_op(fc, fc.weight, fc.bias, weight_bits, grid))
+    return SNNNetwork(code, weight_bits, model.input_shape, ops)
+
+
+def export_snn(model: VGG | ResNet) -> SNNNetwork:
     """Lossless export of a folded CAT network: the SNN computes what ``model.double().eval()`` computes."""
     if model.activation != "cat":
         raise UserError("export_snn needs a CAT network; use convert_relu for a ReLU network")
     if not model.folded:
         raise UserError("fold the batch norms first (dse.models.fold_batchnorm) and fine-tune; export is exact only then")
+    if isinstance(model, ResNet):
+        return _export_resnet(model, model.weight_bits)
     thetas = [b["act"].theta_exponent() for b in model.blocks if isinstance(b, nn.ModuleDict)]
     return _export(model, thetas, model.weight_bits)
 
@@ -130,6 +175,8 @@ def convert_relu(relu_model: VGG, calib_images: torch.Tensor, *, percentile: flo
     """
     import copy
 
+    if not isinstance(relu_model, VGG):
+        raise UserError(f"the naive ReLU conversion is for VGG networks; {type(relu_model).__name__} trains with CAT")
     model = fold_batchnorm(copy.deepcopy(relu_model)).eval().float()
     thetas = []
     x = calib_images.float()

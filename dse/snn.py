@@ -24,6 +24,7 @@ from dse.atomic import write_text
 from dse.export import SNNNetwork
 from dse.models import PIXEL_FRACTION_BITS
 from dse.quant import decode, log_decode, max_exponent, spike_times
+from dse.resnet import shortcut
 
 
 @dataclass
@@ -40,6 +41,7 @@ class SpikeRecord:
     certified: int = 0  # neurons whose potential float32 gave (exact by the group bound, or within an error bound)
     refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
     work: Counter = field(default_factory=Counter)  # closed form: multiply-adds by precision, values gathered
+    shortcut_events: list[float] = field(default_factory=list)  # per add: shortcut spikes accumulated
 
 
 def _weight(op: dict) -> torch.Tensor:
@@ -76,13 +78,19 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
     code, T = net.code, net.code.time_window
     record = SpikeRecord(images=len(pixels))
     last = max(i for i, op in enumerate(net.ops) if op["op"] in ("conv", "linear"))
+    kept = _reread(net)  # outputs a later op reads again (a residual branch): kept until then
+    exact = {j for op in net.ops if op["op"] == "add" for j in op["inputs"]}  # potentials an add sums
     x = pixels.to(torch.float32 if certified else torch.float64) / 2**PIXEL_FRACTION_BITS
     bits, magnitude = PIXEL_FRACTION_BITS, 1.0  # significant bits of the activity; a bound on its |value|
     span = PIXEL_FRACTION_BITS  # log2(bound on |activity| / its least significant bit)
     events = float(x.numel())  # layer 1 in pixel mode takes every pixel as a multi-bit input
     error = layer = None  # per-channel bound on |float32 potential - exact potential|; the op and input behind it
+    outputs: dict[int, tuple] = {}
     for i, op in enumerate(net.ops):
         kind = op["op"]
+        if "input" in op:  # a branch: this op reads an earlier op's output, not the previous one's
+            x, events, bits, magnitude, span = outputs[op["input"]]
+            error = layer = None
         if kind in ("conv", "linear"):
             record.input_events.append(events)
             w = _weight(op).to(x.device)
@@ -90,7 +98,9 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             shape = (1, -1, 1, 1) if kind == "conv" else (1, -1)
             hidden32 = i != last and x.dtype == torch.float32
             groups = _exact_groups(op, span) if hidden32 else None
-            error = _error_bound(op, w, bias, magnitude) if hidden32 and groups is None else None
+            # a potential that feeds an add stays exact: the exact groups or float64, never the error-bound path
+            error = (_error_bound(op, w, bias, magnitude) if hidden32 and groups is None and i not in exact
+                     else None)
             if groups is not None:
                 with _ieee_float32(x.device):
                     parts = _apply_weights(op, x, torch.cat([w * member for member in groups]).float())
@@ -127,7 +137,23 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             x = F.avg_pool2d(x, op["kernel"]) if bits <= FLOAT32_BITS else F.avg_pool2d(x.double(), op["kernel"])
         elif kind == "flatten":
             x = torch.flatten(x, 1)
+        elif kind == "shortcut":  # spikes that skip the block: a selection, exact
+            x = shortcut(x, op["channels"], op["stride"])
+            events = float((x != 0).sum())
+        elif kind == "add":  # both terms are exact (float64 potentials, decoded spikes): so is the sum
+            a, b = (outputs[j] for j in op["inputs"])
+            record.shortcut_events.append(b[1])
+            x = a[0].double() + b[0].double()
+            error = layer = None
+        if i in kept:
+            outputs[i] = (x, events, bits, magnitude, span)
     return x, record
+
+
+def _reread(net: SNNNetwork) -> set[int]:
+    """Indices of the ops whose output a later op reads out of order (``input``, ``inputs``)."""
+    out = {op["input"] for op in net.ops if "input" in op}
+    return out | {j for op in net.ops if op["op"] == "add" for j in op["inputs"]}
 
 
 FLOAT32_BITS = 24  # significand bits of float32
@@ -338,8 +364,11 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
     emax = max_exponent(net.weight_bits)
     # activity: ("pixels", ints) | ("times", spike times, transforms of each step's events) | ("potential", ints, lsb)
     state: tuple = ("pixels", pixels.to(torch.int64))
-    for op in net.ops:
+    kept, states = _reread(net), {}
+    for i, op in enumerate(net.ops):
         kind = op["op"]
+        if "input" in op:
+            state = states[op["input"]]
         if kind in ("conv", "linear"):
             w_int = log_decode(op["codes"], emax).to(pixels.device)  # +-2^(emax - e): integers
             acc = op["bias"].to(pixels.device).view(1, -1, *([1, 1] if kind == "conv" else []))
@@ -385,8 +414,43 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
             state = (*state[:2], (*state[2], lambda e, k=k: F.avg_pool2d(e, k, divisor_override=1)))
         elif kind == "flatten":
             state = (*state[:2], (*state[2], lambda e: torch.flatten(e, 1)))
+        elif kind == "shortcut":  # silent (T) in the padded channels
+            _, times, transforms = state
+            if transforms:
+                raise ValueError("a shortcut reads spikes straight from a fire op")
+            t = times[:, :, ::op["stride"], ::op["stride"]]
+            t = F.pad(t, (0, 0, 0, 0, 0, op["channels"] - t.shape[1]), value=T)
+            state = ("times", t, (), _theta_of(net, op["input"]))
+        elif kind == "add":  # the shortcut's spikes accumulate into conv2's Vmem, shifted to a common LSB
+            terms = [_as_potential(states[j], levels, code.fraction_bits) for j in op["inputs"]]
+            record.shortcut_events.append(float((states[op["inputs"][1]][1] < T).sum()))
+            lsb = min(t[1] for t in terms)
+            acc = sum(t[0] << (t[1] - lsb) for t in terms)
+            record.peaks[-1] = max(record.peaks[-1], int(acc.abs().max()))  # conv2's accumulator holds the sum
+            over = (acc < lo) | (acc > hi)
+            record.overflows += int(over.sum())
+            state = ("potential", acc.clamp(lo, hi), lsb)
+        if i in kept:
+            states[i] = state
     _, potential, lsb = state
     return torch.ldexp(potential.to(torch.float64), torch.tensor(lsb, device=potential.device)), record
+
+
+def _theta_of(net: SNNNetwork, index: int) -> int:
+    op = net.ops[index]
+    if op["op"] != "fire":
+        raise ValueError(f"op {index} ({op['op']}) is not a fire op: a shortcut carries spikes")
+    return op["theta_exp"]
+
+
+def _as_potential(state: tuple, levels: list[int], fraction_bits: int) -> tuple[torch.Tensor, int]:
+    """(integer potential, LSB exponent) of an add's input: a potential as is; spikes as their decoded values
+    (level of the step, 0 for silent, in units of theta 2^-fraction_bits)."""
+    if state[0] == "potential":
+        return state[1], state[2]
+    times, theta = state[1], state[3]
+    table = torch.tensor(levels + [0], dtype=torch.int64, device=times.device)
+    return table[times.long()], theta - fraction_bits
 
 
 def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code) -> torch.Tensor:
@@ -404,6 +468,8 @@ def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code) -> torc
 
 def layer_table(net: SNNNetwork) -> list[dict]:
     """The network as a workload (docs/workload-format.md), without activity."""
+    if any(op["op"] == "add" for op in net.ops):
+        return _graph_layer_table(net)
     layers, shape = [], list(net.input_shape)
     block, conv_in_block, fc = 1, 0, 0  # VGG naming, as hwmodel's built-ins: conv{block}_{i}, pool{block}, fc{n}
     for op in net.ops:
@@ -433,6 +499,54 @@ def layer_table(net: SNNNetwork) -> list[dict]:
     return layers
 
 
+def _graph_layer_table(net: SNNNetwork) -> list[dict]:
+    """A residual network's workload: conv1 (the stem), block{b}_conv1, block{b}_conv2, block{b}_add (the
+    shortcut's spikes accumulating into conv2's potentials; ``input`` names the layer whose spikes they are),
+    pool, fc. A fire op's spikes belong to the layer before it (an add's to the add)."""
+    layers: list[dict] = []
+    shapes: list[list[int]] = []  # per op: its output shape
+    owner: dict[int, str] = {}  # per op index: the workload layer whose output it carries
+    shape, block, current = list(net.input_shape), 0, ""
+    for i, op in enumerate(net.ops):
+        kind = op["op"]
+        if "input" in op:
+            shape = shapes[op["input"]]
+        if kind == "conv":
+            out_c, _, kh, _ = op["codes"].shape
+            if not layers:
+                name = "conv1"
+            elif net.ops[i + 1]["op"] == "fire":
+                block += 1
+                name = f"block{block}_conv1"
+            else:
+                name = f"block{block}_conv2"
+            layers.append({"name": name, "type": "conv", "in_shape": shape, "out_channels": int(out_c),
+                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"]})
+            h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
+            shape, current = [int(out_c), h, h], name
+        elif kind == "shortcut":
+            s = op["stride"]
+            shape = [op["channels"], (shape[1] - 1) // s + 1, (shape[2] - 1) // s + 1]
+        elif kind == "add":
+            source = owner.get(net.ops[op["inputs"][1]]["input"], "")
+            layers.append({"name": f"block{block}_add", "type": "add", "in_shape": shapes[op["inputs"][0]],
+                           "input": source})
+            shape, current = shapes[op["inputs"][0]], f"block{block}_add"
+        elif kind in ("maxpool", "avgpool"):
+            k = op["kernel"]
+            layers.append({"name": "pool", "type": kind, "in_shape": shape, "kernel": k, "stride": k})
+            shape, current = [shape[0], shape[1] // k, shape[2] // k], "pool"
+        elif kind == "flatten":
+            shape = [shape[0] * shape[1] * shape[2]]
+        elif kind == "linear":
+            layers.append({"name": "fc", "type": "linear", "in_shape": shape,
+                           "out_features": int(op["codes"].shape[0])})
+            shape, current = [int(op["codes"].shape[0])], "fc"
+        shapes.append(shape)
+        owner[i] = current
+    return layers
+
+
 def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | None = None,
                      outputs: list | None = None) -> dict:
     """Run the closed-form SNN over ``batches`` ((pixels, labels) pairs) and return the workload document.
@@ -447,6 +561,8 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
     events = torch.zeros(len(weight_idx), dtype=torch.float64)
     out_spikes = torch.zeros(len(fire_owner), dtype=torch.float64)
     hist = torch.zeros(len(fire_owner), T, dtype=torch.float64)
+    add_idx = [i for i, l in enumerate(layers) if l["type"] == "add"]
+    shortcut = torch.zeros(len(add_idx), dtype=torch.float64)
     images = correct = 0
     for pixels, y in batches:
         pixels = pixels.to(device)
@@ -456,6 +572,8 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
         out_spikes += torch.tensor(fires, dtype=torch.float64)
         if fire_owner:
             hist += torch.stack(rec.histograms[-len(fire_owner):]).to(torch.float64)
+        if add_idx:
+            shortcut += torch.tensor(rec.shortcut_events, dtype=torch.float64)
         images += len(pixels)
         correct += int((logits.argmax(1).cpu() == y).sum())
         if outputs is not None:
@@ -466,8 +584,11 @@ def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | Non
     for j, i in enumerate(fire_owner):
         layers[i]["output_spikes"] = float(out_spikes[j] / n)
         layers[i]["spike_time_histogram"] = [float(v) for v in hist[j] / n]
-        if i + 1 < len(layers) and layers[i + 1]["type"] in ("maxpool", "avgpool"):
-            layers[i + 1]["input_spikes"] = float(out_spikes[j] / n)
+        after = i + 1 + (i + 1 < len(layers) and layers[i + 1]["type"] == "add")  # an add's sum fires here
+        if after < len(layers) and layers[after]["type"] in ("maxpool", "avgpool"):
+            layers[after]["input_spikes"] = float(out_spikes[j] / n)
+    for j, i in enumerate(add_idx):
+        layers[i]["input_spikes"] = float(shortcut[j] / n)
     first = "spikes" if net.ops[0]["op"] == "fire" else "pixels"
     doc = {"schema": "snn-workload/1", "name": (meta or {}).get("name", "trained-snn"), "input_shape": list(net.input_shape),
            "first_layer_input": first, "layers": layers,

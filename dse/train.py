@@ -24,7 +24,9 @@ from dse import loop
 from dse.data import DATASET_NAMES, Dataset, batches, hold_out, load_dataset, subset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
-from dse.models import MODEL_NAMES, PIXEL_FRACTION_BITS, VGG, build_model, fold_batchnorm
+from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
+from dse.networks import NETWORK_NAMES as MODEL_NAMES, build_model
+from dse.resnet import RESNET_CONFIGS
 from dse.progress import bar, batch_count
 from dse.snn import spike_statistics, write_spike_statistics
 from hwmodel import brief
@@ -102,6 +104,9 @@ class TrainSpec:
                 raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
         if not -2**63 <= self.seed < 2**64:  # what torch's generators take
             raise UserError(f"train.seed: must fit in 64 bits, got {brief(self.seed)}")
+        if self.model in RESNET_CONFIGS and not (self.activation == "cat" and self.log_weights):
+            raise UserError(f"train.model: {self.model} trains with CAT and log weights only (its SNN is exact); "
+                            f"got activation {self.activation!r}, weights {self.weights!r}")
         if self.pretrain_epochs > self.epochs:
             raise UserError(f"train.pretrain_epochs: {self.pretrain_epochs} is more than train.epochs ({self.epochs}): "
                             "pre-training counts within the epochs")

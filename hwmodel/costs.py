@@ -22,7 +22,7 @@ KINDS = ("compute", "memory", "interconnect", "clock", "leakage", "dram")
 CHIP_KINDS = KINDS[:-1]    # the on-chip (core) energy; DRAM is the off-chip rest of the system
 
 TERMS = (
-    Term("datapath", "compute", "synaptic operation (SOP)",
+    Term("datapath", "compute", "synaptic operation (SOP); an add layer's shortcut spike is one accumulate",
          "log: exponent add + shift + accumulate; int: n x n multiply + accumulate",
          "Horowitz ISSCC 2014 (x0.51 to 28 nm); ISAAC shift = 0.75 add"),
     Term("weight_register", "compute", "SOP (the PE reads its weight register)", "weight_bits x register bit",
@@ -31,11 +31,13 @@ TERMS = (
          "compare: T compares of the Vmem width; lod: one leading-one detect (~one compare)",
          "Aladdin 40 nm comparator 0.029 pJ / 32 bits"),
     Term("pool", "compute", "max-pool input spike", "compare of the spike-time bits", "Aladdin comparator"),
-    Term("vmem_sram", "memory", "Vmem read and write per SOP; init write and fire read per output",
+    Term("vmem_sram", "memory", "Vmem read and write per SOP (shortcut accumulates included); init write and "
+         "fire read per output",
          "access of the Vmem width in one bank (fixed + per-bit part at the bank size)", "CACTI 7, 32 nm x0.8"),
     Term("weight_sram", "memory", "64-bit weight word per batch (read; also written when streamed)",
          "64-bit access at the weight bank size", "CACTI 7"),
-    Term("spike_sram", "memory", "event read per PE round, event write per output spike",
+    Term("spike_sram", "memory", "event read per PE round, event write per output spike; an add's shortcut "
+         "spike: one more write (the residual buffer, kept until the add) and its read",
          "access of the event width at the spike SRAM size", "CACTI 7"),
     Term("wire", "interconnect", "bit x mm moved: spike broadcast, Vmem bus, weight load",
          "0.087 pJ/bit/mm at 0.9 V (0.174 full swing x 0.5 toggle rate)", "on-chip interconnect survey (ISRN Electronics 2012), 130 nm 1.2 V x V^2"),

@@ -61,6 +61,8 @@ class LayerTable:
     fanin: np.ndarray        # synapses per output neuron, C_in * K^2 (0 for layers without weights)
     log2_fanin_spikes: float  # floor(log2) of the largest fan-in of a layer fed with spikes (0 if none)
     log2_fanin_pixels: float  # floor(log2(255 x fan-in)) of the largest layer fed with 8-bit pixels (0 if none)
+    add_in: np.ndarray       # an add's shortcut spikes: each one accumulate into a potential (0 elsewhere)
+    any_add: bool            # some layer is an add (a residual network)
     measured_bits: float     # widest measured accumulator (every weight layer measured), less the measured
     #                          LSB position (fraction + exponent bits); 0: not measured
 
@@ -71,11 +73,14 @@ def layer_table(wl: Workload) -> LayerTable:
     rows = []
     for i, layer in enumerate(wl.layers):
         conv = layer.type == "conv"
+        # the layer's emitted spikes are the next layer's input; a layer followed by an add fires the sum, whose
+        # spikes the layer after the add reads; an add emits nothing itself
+        emit = i + 1 + (i + 1 < len(wl.layers) and wl.layers[i + 1].type == "add")
         rows.append((layer.has_weights, layer.type == "maxpool", layer.in_shape[0], layer.out_shape[0],
                      layer.kernel ** 2 if conv else 1, layer.in_shape[2] if len(layer.in_shape) == 3 else 1,
                      layer.out_shape[1] * layer.out_shape[2] if conv else 1, layer.in_neurons, layer.out_neurons,
                      layer.weights, layer.macs / layer.in_neurons, spikes[i],
-                     spikes[i + 1] if i + 1 < len(spikes) else 0.0,
+                     spikes[emit] if emit < len(spikes) and layer.type != "add" else 0.0,
                      i == 0 and wl.first_layer_input == "pixels", i + 1 == len(wl.layers)))
     cols = [np.array(c) for c in zip(*rows)]
     weighted, weights = cols[0].astype(bool), cols[9].astype(float)
@@ -95,7 +100,8 @@ def layer_table(wl: Workload) -> LayerTable:
                       bool(pixel.any()), np.where(weighted, fanin, 0.0),
                       float(np.floor(np.log2(max(np.where(weighted & ~pixel, fanin, 1.0).max(), 1.0)))),
                       float(np.floor(np.log2(max(np.where(weighted & pixel, fanin * PIXEL_MAX, 1.0).max(), 1.0)))),
-                      _measured_bits(wl))
+                      np.array([s if layer.type == "add" else 0.0 for s, layer in zip(spikes, wl.layers)]),
+                      any(layer.type == "add" for layer in wl.layers), _measured_bits(wl))
 
 
 def _measured_bits(wl: Workload) -> float:
@@ -227,6 +233,10 @@ def _evaluate(f, t, cal, exact, detail):
     word_out = t.addr_out + time_bits
     spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
     read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
+    spike_writes = t.s_out
+    if t.any_add:   # residual buffer: a shortcut's spikes are written again and kept until their add reads them
+        write_bits = write_bits + t.add_in * word_in
+        spike_writes = spike_writes + t.add_in
     event_bits = read_bits + write_bits
     need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
     spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
@@ -249,6 +259,9 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- actions and prices per term (pJ per inference) -------------------------------------------------
     sops = np.where(w, t.s_in * t.fanout, 0.0)
+    weight_sops = sops
+    if t.any_add:   # an add's shortcut spike: one accumulate of its level into the potential, no weight read
+        sops = sops + t.add_in
     sop_pj = np.where(int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
                       ert.ADD_PJ_PER_BIT * (exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
     fire_cmp_bits = np.where(lod, acc * (1.0 + (k > 1)), steps * acc)
@@ -260,7 +273,7 @@ def _evaluate(f, t, cal, exact, detail):
     w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
     if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
-        w_read_bits = np.where(syn > 0, sops * syn, w_read_bits)
+        w_read_bits = np.where(syn > 0, weight_sops * syn, w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
     # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
     # output neuron (t.vmem_init = 2 per output neuron)
@@ -320,7 +333,7 @@ def _evaluate(f, t, cal, exact, detail):
     # config-only factors are multiplied first, so each term costs as few config x layer operations as it can
     pj = {
         "datapath": sops * (logic * sop_pj),
-        "weight_register": sops * (logic * wb * ert.REG_PJ_PER_BIT),
+        "weight_register": weight_sops * (logic * wb * ert.REG_PJ_PER_BIT),
         "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
         "vmem_sram": vmem_accesses * (sram * mac_v[0]),
@@ -329,7 +342,7 @@ def _evaluate(f, t, cal, exact, detail):
         # accesses; streamed weights are written in 64-bit words
         "weight_sram": (w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
                         + w_words) * (sram * mac_w[0]),
-        "spike_sram": ((spike_reads + t.s_out) * ert.SRAM_FIXED_FRAC
+        "spike_sram": ((spike_reads + spike_writes) * ert.SRAM_FIXED_FRAC
                        + event_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)) * ((1.0 - spill) * (sram * mac_s[0])),
         "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
         "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),

@@ -13,9 +13,9 @@ from hwmodel.errors import ConfigError, brief, did_you_mean
 from hwmodel.files import is_file, read_text
 
 SCHEMA_MAJOR = "snn-workload/1"
-LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool")
+LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "add")
 LAYER_KEYS = {"name", "type", "in_shape", "out_channels", "out_features", "kernel", "stride", "padding",
-              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram", "potential_bits"}
+              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram", "potential_bits", "input"}
 MAX_POTENTIAL_BITS = 4096   # beyond any accumulator
 TOP_KEYS = {"schema", "name", "input_shape", "first_layer_input", "layers", "default_input_firing", "snn"}
 # Beyond any network, and small enough that neuron and synapse counts stay exact in float64 and the
@@ -37,6 +37,8 @@ class Layer:
     input_firing: float | None = None
     potential_bits: int | None = None   # measured: the exact SNN's accumulator width for this layer (dse evaluate --events)
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
+    # add: the earlier layer whose spikes the shortcut carries (kept in the spike SRAM until this add)
+    input: str | None = None
 
     @property
     def in_neurons(self) -> int:
@@ -63,6 +65,8 @@ class Layer:
         """Synapses that connect an input to an output (padding taps excluded): dense SOPs."""
         if self.type == "linear":
             return self.in_shape[0] * self.out_shape[0]
+        if self.type == "add":   # each shortcut spike reaches one potential
+            return self.in_neurons
         if self.type == "conv":
             c, h, w = self.in_shape
             taps = _taps(h, self.out_shape[1], self.kernel, self.stride, self.padding) * \
@@ -179,7 +183,7 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     else:
         if len(in_shape) != 3:
             raise ConfigError(f"{label}.in_shape: a {kind} layer takes [C, H, W], got {list(in_shape)}")
-        kernel = _int(raw.get("kernel"), f"{label}.kernel", maximum=MAX_WINDOW)
+        kernel = _int(raw.get("kernel", 1 if kind == "add" else None), f"{label}.kernel", maximum=MAX_WINDOW)
         stride = _int(raw.get("stride", 1 if kind == "conv" else kernel), f"{label}.stride", maximum=MAX_WINDOW)
         padding = _int(raw.get("padding", 0), f"{label}.padding", minimum=0, maximum=MAX_WINDOW)
         c, h, w = in_shape
@@ -187,6 +191,8 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
         wo = (w + 2 * padding - kernel) // stride + 1
         if ho < 1 or wo < 1:
             raise ConfigError(f"{label}.kernel: {kernel} does not fit the {h}x{w} input with padding {padding}")
+        if kind == "add" and (kernel, stride, padding) != (1, 1, 0):
+            raise ConfigError(f"{label}.kernel: an add sums two maps of one shape (kernel 1, stride 1, padding 0)")
         out_c = _int(raw.get("out_channels"), f"{label}.out_channels") if kind == "conv" else c
         out_shape = (out_c, ho, wo)
     spikes = firing = None
@@ -204,7 +210,11 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     extra = {k: raw[k] for k in ("output_spikes", "spike_time_histogram") if k in raw}
     if "output_spikes" in raw:  # a count: never negative, never more than the layer's neurons
         extra["output_spikes"] = _number(raw["output_spikes"], f"{label}.output_spikes", maximum=float(_prod(out_shape)))
-    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, potential, extra)
+    source = raw.get("input")
+    if (source is None) != (kind != "add") or (source is not None and (not isinstance(source, str) or not source)):
+        raise ConfigError(f"{label}.input: " + ("an add names the earlier layer its shortcut carries"
+                                                 if kind == "add" else "only an add layer reads another layer"))
+    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, potential, extra, source)
 
 
 def parse_workload(data: Any, where: str) -> Workload:
@@ -230,6 +240,11 @@ def parse_workload(data: Any, where: str) -> Workload:
         fold = fold * layer.kernel ** 2 if layer.type == "avgpool" else 1
         if any(layer.name == other.name for other in layers):
             raise ConfigError(f"{where}: layer {layer.name}: duplicate name")
+        if layer.input is not None and not any(layer.input == other.name for other in layers):
+            raise ConfigError(f"{where}: layer {layer.name}.input: {brief(layer.input)} is not an earlier layer"
+                              f"{did_you_mean(layer.input, [other.name for other in layers])}")
+        if layer.type == "add" and not (layers and layers[-1].has_weights):
+            raise ConfigError(f"{where}: layer {layer.name}: an add follows the weight layer whose potentials it adds to")
         layers.append(layer)
         prev = layer.out_shape
     if not layers[0].has_weights and first == "pixels":

@@ -22,7 +22,7 @@ import yaml
 import hwmodel
 from dse.data import DATASET_NAMES
 from dse.errors import UserError
-from dse.models import MODEL_NAMES
+from dse.networks import NETWORK_NAMES as MODEL_NAMES
 from dse.search.fidelity import Pruning, parse_pruner
 from dse.train import TrainSpec
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
