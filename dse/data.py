@@ -20,13 +20,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from dse.atomic import replacing
 from dse.errors import UserError
 
-DATASET_NAMES = ("cifar10", "cifar100", "tiny-imagenet", "digits", "imagefolder")
 MAX_IMAGE_PIXELS = 40_000_000  # one dataset image: a 12-megapixel photo passes, a decompression bomb does not
 
 # official sources: (url, md5, directory the archive unpacks to)
@@ -90,25 +91,25 @@ def content_hash(data: Dataset) -> str:
 
 
 def _load(name: str, root: Path, coarse_labels: bool, download: bool) -> Dataset:
-    if name == "digits":
-        return _digits()
-    if name == "imagefolder":
-        return _image_folder(root)
-    if name not in _SOURCES:
+    if name not in DATASETS:
         raise UserError(f"dataset: unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    return DATASETS[name](root, coarse_labels, download)
+
+
+def _fetched(name: str, root: Path, download: bool) -> Path:
+    """The folder an official archive unpacks to, downloaded first where it is missing."""
     folder = root / _SOURCES[name][2]
     if not folder.exists():
         if not download:
             raise UserError(_missing_message(name, root))
         _download(name, root)
-    if name == "cifar10":
-        return _cifar(folder, "cifar10", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
-                      b"labels", b"label_names")
-    if name == "cifar100":
-        key = b"coarse_labels" if coarse_labels else b"fine_labels"
-        names = b"coarse_label_names" if coarse_labels else b"fine_label_names"
-        return _cifar(folder, "cifar100", ["train"], "test", "meta", key, names)
-    return _tiny_imagenet(folder)
+    return folder
+
+
+def _cifar100(folder: Path, coarse_labels: bool) -> Dataset:
+    key = b"coarse_labels" if coarse_labels else b"fine_labels"
+    names = b"coarse_label_names" if coarse_labels else b"fine_label_names"
+    return _cifar(folder, "cifar100", ["train"], "test", "meta", key, names)
 
 
 _EXPECTED_FILES = {"cifar10": "{data_batch_1..5,test_batch,batches.meta}", "cifar100": "{train,test,meta}",
@@ -428,3 +429,16 @@ def batches(split: Split, batch_size: int, *, shuffle: bool = False, generator: 
     for i in range(0, n, batch_size):
         idx = order[i:i + batch_size]
         yield split.images[idx], split.labels[idx]
+
+
+# The dataset registry: name -> loader(data root, coarse labels, may download). A new dataset is one entry here.
+DATASETS: dict[str, Callable[[Path, bool, bool], Dataset]] = {
+    "cifar10": lambda root, coarse, download: _cifar(
+        _fetched("cifar10", root, download), "cifar10", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
+        "batches.meta", b"labels", b"label_names"),
+    "cifar100": lambda root, coarse, download: _cifar100(_fetched("cifar100", root, download), coarse),
+    "tiny-imagenet": lambda root, coarse, download: _tiny_imagenet(_fetched("tiny-imagenet", root, download)),
+    "digits": lambda root, coarse, download: _digits(),
+    "imagefolder": lambda root, coarse, download: _image_folder(root),
+}
+DATASET_NAMES = tuple(DATASETS)

@@ -1,7 +1,7 @@
 """Train once, price many: trained networks on disk, keyed by everything that shapes them.
 
 The key hashes the full TrainSpec, the content fingerprint of the dataset as decoded
-(``dse.data.content_hash``), the dse version and the source of every module that training runs, so
+(``dse.data.content_hash``), the dse version and the source of every module outside ``dse.search`` (``code_version``), so
 neither other data under the same name nor a code change ever serves a stale network. Entries are
 trained in ``.partial-<key>`` (resumable after a lost worker) and renamed into place: when two workers
 finish the same key at once, the first rename wins and the other discards its copy. The cache is
@@ -22,7 +22,6 @@ import dse
 from dse.data import load_dataset
 from dse.train import TrainResult, TrainSpec, train_and_evaluate
 
-_TRAINING_MODULES = ("data.py", "export.py", "loop.py", "models.py", "quant.py", "snn.py", "train.py")
 
 
 def default_cache_dir() -> Path:
@@ -31,10 +30,15 @@ def default_cache_dir() -> Path:
 
 @functools.cache
 def code_version() -> str:
+    return source_digest(Path(dse.__file__).parent)
+
+
+def source_digest(root: Path) -> str:
+    """Every source file of the package at ``root`` outside the search layer: whatever trains, exports or
+    simulates a network (a new model file included) changes the key; no list of module names to keep."""
     digest = hashlib.sha256(dse.__version__.encode())
-    root = Path(dse.__file__).parent
-    for name in _TRAINING_MODULES:
-        digest.update((root / name).read_bytes())
+    for path in sorted(p for p in root.rglob("*.py") if p.relative_to(root).parts[0] != "search"):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

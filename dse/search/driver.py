@@ -29,7 +29,7 @@ import yaml
 
 from dse.errors import UserError
 from hwmodel import ConfigError, load_yaml, read_text
-from dse.search import cluster, fidelity
+from dse.search import cluster, fidelity, samplers
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
 from dse.search.records import add_finished
@@ -69,31 +69,10 @@ def make_sampler(space: SearchSpace, n_trials: int, offset: int = 0) -> optuna.s
     ``offset``: trials the study already holds. A resumed study draws from a seed derived from it, so a
     seeded sampler continues with new suggestions instead of replaying its first ones; the same study
     resumed at the same point draws the same sequence."""
-    name = space.sampler
     seed = space.seed  # the grid sampler skips visited points by itself: its seed only orders the rest
-    if offset and name != "grid":
+    if offset and space.sampler != "grid":
         seed = int(np.random.SeedSequence([space.seed, offset]).generate_state(1)[0])
-    if name == "auto":
-        name = "tpe" if n_trials < 250 else "nsga2"
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, min(50, n_trials // 5)))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return _GridSampler({p.name: p.grid() for p in space.params}, seed=seed)
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler stops a study from ``after_trial`` (only legal inside ``optimize``); the
-    driver's own budget, capped at the grid's size, stops an ask/tell study instead."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
+    return samplers.build(space.sampler, lambda: {p.name: p.grid() for p in space.params}, n_trials, seed)
 
 
 def grid_size(space: SearchSpace) -> int:

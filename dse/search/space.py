@@ -23,18 +23,15 @@ import hwmodel
 from dse.data import DATASET_NAMES
 from dse.errors import UserError
 from dse.networks import NETWORK_NAMES as MODEL_NAMES
+from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner
 from dse.train import TrainSpec
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 
-OBJECTIVES = {  # name -> (direction, unit, scale from the trial's SI value)
-    "accuracy": ("maximize", "%", 100.0),
-    "energy": ("minimize", "uJ", 1e6),
-    "area": ("minimize", "mm2", 1.0),
-    "latency": ("minimize", "ms", 1e3),
-}
-SAMPLERS = ("auto", "nsga2", "tpe", "random", "grid", "qmc", "gp")
-AGGREGATES = ("mean", "worst", "sum")
+# name -> (direction, unit, scale from the trial's SI value), from the registry (dse.search.objectives)
+OBJECTIVES = {o.name: (o.direction, o.unit, o.scale) for o in objectives_registry.OBJECTIVES.values()}
+SAMPLERS = samplers.NAMES
+AGGREGATES = objectives_registry.AGGREGATES
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSpec)}
 ARCH_FIELDS = {f.name for f in dataclasses.fields(hwmodel.Arch)} - {"name"}
 SHARED_FIELDS = frozenset(TRAIN_FIELDS & ARCH_FIELDS)  # fields of both the network and the processor (T, bits, k)

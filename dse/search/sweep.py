@@ -22,18 +22,13 @@ from dse.errors import UserError
 from dse.progress import bar
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.resolve import resolve
+from dse.search.objectives import OBJECTIVES
 from dse.search.space import MAX_GRID, SHARED_FIELDS, SearchSpace
 
-_HWMODEL_KEY = {"energy": "energy_j", "latency": "latency_s", "area": "area_mm2"}  # estimate_many's SI results
 
 
 def _aggregate(space: SearchSpace, per: list[np.ndarray], name: str) -> np.ndarray:
-    stack = np.stack(per)
-    if space.aggregate == "sum" and name not in ("accuracy", "area"):
-        return stack.sum(axis=0)
-    if space.aggregate == "worst":
-        return stack.min(axis=0) if name == "accuracy" else stack.max(axis=0)
-    return stack.mean(axis=0)
+    return OBJECTIVES[name].aggregate(np.stack(per), space.aggregate, axis=0)
 
 
 def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Path, int]:
@@ -69,10 +64,10 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
             res = hwmodel.estimate_many(arch, hwmodel.load_workload(source), **fields)
             ok &= res["feasible"]
             for o in space.objectives:
-                if o == "accuracy":
+                if OBJECTIVES[o].report_key is None:  # from the trained network
                     metrics[o].append(np.full(len(grid), per[w.name]["accuracy"]))
                 else:
-                    metrics[o].append(res[_HWMODEL_KEY[o]])
+                    metrics[o].append(res[OBJECTIVES[o].report_key])  # SI, as estimate_many gives it
         cols = np.stack([_aggregate(space, metrics[o], o) for o in space.objectives], axis=1)
         values.append(cols)
         feasible.append(ok & np.all(np.isfinite(cols), axis=1))

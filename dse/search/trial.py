@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 import hwmodel
+from dse.search import objectives
 from dse.search.fidelity import Pruned
 from dse.train import VALIDATION_SPIKES
 from dse.search.resolve import design, resolve
-from dse.search.space import ARCH_FIELDS, OBJECTIVES, TRAIN_FIELDS, SearchSpace
+from dse.search.space import ARCH_FIELDS, TRAIN_FIELDS, SearchSpace
 
 
 def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:
@@ -26,9 +27,8 @@ def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:
 
 def price(arch: hwmodel.Arch, workload: hwmodel.Workload) -> dict:
     report = hwmodel.estimate(arch, workload)
-    return {"energy": report.energy_j * OBJECTIVES["energy"][2], "latency": report.latency_s * OBJECTIVES["latency"][2],
-            "area": report.area_mm2, "feasible": bool(report.feasible), "reasons": list(report.reasons),
-            "sops": float(report.sops)}
+    return {**{o.name: o.read(report) for o in objectives.PRICED}, "feasible": bool(report.feasible),
+            "reasons": list(report.reasons), "sops": float(report.sops)}
 
 
 def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | None = None,
@@ -112,10 +112,8 @@ def price_trials(space: SearchSpace, params_list: list[dict]) -> list[dict | Exc
         res = hwmodel.estimate_many(base, workload, **fields) if ok else {}
         for j, i in enumerate(ok):
             if res["feasible"][j]:
-                per[i][w.name] = {"energy": float(res["energy_j"][j]) * OBJECTIVES["energy"][2],
-                                  "latency": float(res["latency_s"][j]) * OBJECTIVES["latency"][2],
-                                  "area": float(res["area_mm2"][j]), "feasible": True, "reasons": [],
-                                  "sops": float(res["sops"][j]), "cached": True}
+                per[i][w.name] = {**{o.name: float(o.read_many(res)[j]) for o in objectives.PRICED},
+                                  "feasible": True, "reasons": [], "sops": float(res["sops"][j]), "cached": True}
             else:  # estimate_many leaves infeasible entries NaN: the scalar estimate gives values and reasons
                 per[i][w.name] = {**price(archs[i], workload), "cached": True}
     seconds = (time.perf_counter() - t0) / max(1, len(params_list))
@@ -133,16 +131,10 @@ def price_trials(space: SearchSpace, params_list: list[dict]) -> list[dict | Exc
 
 def aggregate(space: SearchSpace, per: dict[str, dict]) -> dict[str, float]:
     out = {}
-    for name in OBJECTIVES:
+    for name, objective in objectives.OBJECTIVES.items():
         xs = [m[name] for m in per.values() if name in m]
-        if not xs:
-            continue
-        if space.aggregate == "sum" and name != "accuracy" and name != "area":
-            out[name] = float(sum(xs))
-        elif space.aggregate == "worst":
-            out[name] = float(min(xs) if name == "accuracy" else max(xs))
-        else:
-            out[name] = float(sum(xs) / len(xs))
+        if xs:
+            out[name] = objective.aggregate(xs, space.aggregate)
     return out
 
 
