@@ -1,6 +1,6 @@
 """Throughput of the two SNN simulators over ANN inference, in one run.
 
-A small VGG at 32x32 (folded, 5-bit log weights, CAT), batch 128: float32 ANN inference (what a
+A small VGG at 32x32 (folded, 5-bit log weights, CAT; or any registered network, ``--model resnet8``), batch 128: float32 ANN inference (what a
 user's ANN evaluation costs), the float64 ANN (the exact reference), the closed-form SNN and the
 event-driven SNN at several T. Interleaved rounds, median per batch. Thresholds are calibrated per layer
 (99th percentile) so that every layer is active; the closed form is checked bit for bit against the float64 ANN.
@@ -22,7 +22,8 @@ import torch
 
 from _timing import LoadCheck, add_load_option, interleaved, report
 from dse.export import export_snn
-from dse.models import build_model, fold_batchnorm
+from dse.models import fold_batchnorm
+from dse.networks import build_model
 from dse.snn import simulate_closed_form, simulate_events
 
 
@@ -31,6 +32,8 @@ def calibrated(model, pixels):
     """Each layer's threshold at the power of two above its 99th-percentile potential, as training would set
     it: realistic activity in every layer (a fresh network's thetas of 1 leave the deep layers silent)."""
     x = pixels.float() / 256
+    if not hasattr(model, "blocks") or hasattr(model, "units"):  # a residual network: activations in forward order
+        return _calibrated_by_hooks(model, x)
     for block in model.blocks:
         if isinstance(block, torch.nn.ModuleDict):
             v = block["conv"](x, None)
@@ -39,6 +42,21 @@ def calibrated(model, pixels):
             x = block["act"](v)
         else:
             x = block(x)
+    return model
+
+
+def _calibrated_by_hooks(model, x):
+    """The same rule for any graph: each CAT activation in forward (module) order reads its input through a
+    hook on one forward pass, with the earlier activations already set."""
+    from dse.quant import CATActivation
+
+    for act in [m for m in model.modules() if isinstance(m, CATActivation)][1 if model.input_code else 0:]:
+        seen = []
+        hook = act.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        model(x)
+        hook.remove()
+        level = float(torch.quantile(seen[0].flatten()[: 1 << 24], 0.99))
+        act.log2_theta.fill_(math.ceil(math.log2(level)) if level > 0 else 0)
     return model
 
 
