@@ -86,19 +86,19 @@ class ResNet(nn.Module):
         return all(isinstance(u["bn"], nn.Identity) for u in self.units())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        F_ = self.code.fraction_bits
+        frac = self.code.fraction_bits
         if self.input_code is not None:
-            x, grid = self.input_code(x), -F_
+            x, grid = self.input_code(x), -frac
         else:
             grid = -PIXEL_FRACTION_BITS
         x = self.stem["act"](self.stem["bn"](self.stem["conv"](x, grid)))
-        grid = self.stem["act"].theta_exponent() - F_
+        grid = self.stem["act"].theta_exponent() - frac
         for block in self.blocks:
             a, b = block["a"], block["b"]
             h = a["act"](a["bn"](a["conv"](x, grid)))
-            v = b["bn"](b["conv"](h, a["act"].theta_exponent() - F_))
+            v = b["bn"](b["conv"](h, a["act"].theta_exponent() - frac))
             x = block["act"](v + shortcut(x, v.shape[1], block.stride))
-            grid = block["act"].theta_exponent() - F_
+            grid = block["act"].theta_exponent() - frac
         k = self.pool_kernel
         x = F.avg_pool2d(x, k) if k > 1 else x
         grid -= 2 * (k - 1).bit_length()  # the mean of k^2 values: that many more fractional bits
