@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     e.add_argument("--max-test-images", type=flags.count, default=0, metavar="N",
                    help="evaluate on N test images only, a class-balanced seeded draw (default 0: all of them, "
                         "whatever the training tested on)")
+    e.add_argument("--ann-images", type=flags.count, default=None, metavar="N",
+                   help="compare the CAT network's float64 outputs with the SNN's, bit for bit, on the first N test "
+                        "images (0: all of them; default 256: the SNN equals the ANN by construction)")
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _common(e)
@@ -122,7 +125,8 @@ def _evaluate(args) -> int:
     model, spec, data = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
     spec = dataclasses.replace(spec, max_test_images=args.max_test_images)  # the flag, not the training's value
     device = resolve_device(args.device)
-    metrics, doc, net = measure(model.to(device), spec, data, device, f"{spec.model}-{spec.dataset}")
+    check = {} if args.ann_images is None else {"check_images": args.ann_images}
+    metrics, doc, net = measure(model.to(device), spec, data, device, f"{spec.model}-{spec.dataset}", **check)
     if args.events and args.accumulator_bits is None:  # check overflow at the width of the processor that runs it
         args.accumulator_bits = _processor_accumulator_bits(args.arch, spec, doc)
     if args.events:

@@ -81,18 +81,19 @@ class Report:
 
     def table(self) -> str:
         kinds = costs.KINDS
-        head = f"{'layer':<10}{'SOPs':>10}" + "".join(f"{k:>13}" for k in kinds) + f"{'total':>12}{'latency':>11}"
+        w = max(10, 1 + max(map(len, self.layers), default=0))   # long names (block1_conv1) keep the columns
+        head = f"{'layer':<{w}}{'SOPs':>10}" + "".join(f"{k:>13}" for k in kinds) + f"{'total':>12}{'latency':>11}"
         lines = [f"arch {self.arch.name} | workload {self.workload} | "
                  + ("feasible" if self.feasible else "INFEASIBLE: " + "; ".join(self.reasons)), head]
         by_kind_layer = {name: {k: sum(row[t.name] for t in costs.TERMS if t.kind == k) for k in kinds}
                          for name, row in self.energy_breakdown.items()}
         for name in self.layers:
             row = by_kind_layer[name]
-            lines.append(f"{name:<10}{human(self.layer_sops[name], ''):>10}"
+            lines.append(f"{name:<{w}}{human(self.layer_sops[name], ''):>10}"
                          + "".join(f"{human(row[k], 'J'):>13}" for k in kinds)
                          + f"{human(sum(row.values()), 'J'):>12}{human(sum(self.latency_breakdown[name].values()), 's'):>11}")
         by = self.energy_by_kind
-        lines.append(f"{'total':<10}{human(self.sops, ''):>10}" + "".join(f"{human(by[k], 'J'):>13}" for k in kinds)
+        lines.append(f"{'total':<{w}}{human(self.sops, ''):>10}" + "".join(f"{human(by[k], 'J'):>13}" for k in kinds)
                      + f"{human(self.energy_j, 'J'):>12}{human(self.latency_s, 's'):>11}")
         op = self.operating_point
         lines.append(f"energy {human(self.energy_j, 'J')} = chip {human(self.energy_chip_j, 'J')} + DRAM "
