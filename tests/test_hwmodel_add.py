@@ -68,10 +68,10 @@ def _numpy_calls(workload) -> int:
                if "numpy" in path or func.startswith("<built-in") or func.startswith("<method"))
 
 
-def test_chains_pay_nothing_for_add_support_and_a_residual_network_little() -> None:
-    """The add's terms are computed only for workloads that have one: a chain's vectorized estimate makes the
-    numpy calls it made before add layers existed (316 on the built-in VGG-16, counted on main before this
-    change); a residual network a handful more."""
-    chain = _numpy_calls(hwmodel.load_workload("vgg16-cifar10"))
-    assert chain == 316
-    assert _numpy_calls(hwmodel.load_workload(_doc(True))) - _numpy_calls(hwmodel.load_workload(_doc(False))) <= 8
+def test_a_residual_network_costs_a_few_numpy_calls_more_than_its_chain() -> None:
+    """The add's terms are computed only for workloads that have one (a chain runs the code it ran before add
+    layers existed: 316 numpy calls per vectorized estimate of the built-in VGG-16 before and after, counted
+    with this helper on main and on this change); a residual network costs a handful more, not more per layer."""
+    chain = _numpy_calls(hwmodel.load_workload(_doc(False)))
+    residual = _numpy_calls(hwmodel.load_workload(_doc(True)))
+    assert 0 < residual - chain <= 8

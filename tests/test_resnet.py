@@ -120,3 +120,29 @@ def test_workload_has_add_layers_and_prices(tmp_path) -> None:
     wl = hwmodel.load_workload(path)
     report = hwmodel.estimate(hwmodel.load_arch("paper"), wl)
     assert report.feasible and report.layer_sops["block1_add"] == doc["layers"][3]["input_spikes"]
+
+
+def test_resnet14_identity_blocks_at_every_stage_convert_exactly() -> None:
+    model, pixels = _trained(name="resnet14", T=4)
+    net = export_snn(model)
+    assert sum(op["op"] == "add" for op in net.ops) == 6
+    closed, _ = simulate_closed_form(net, pixels)
+    assert torch.equal(copy.deepcopy(model).double()(pixels.double() / 256), closed)
+    assert torch.equal(closed, simulate_events(net, pixels)[0])
+
+
+def test_trained_resnet_checkpoint_reloads_to_the_same_snn(tmp_path) -> None:
+    """dse train's own path on real digits: SNN = CAT on every test image, and the checkpoint rebuilds (folded)
+    into a network whose SNN gives the same outputs bit for bit."""
+    from dse.train import TrainSpec, load_checkpoint, snn_of, train_and_evaluate
+
+    spec = TrainSpec(dataset="digits", model="resnet8", width=0.25, epochs=1, finetune_epochs=1, batch_size=64,
+                     max_train_images=256, validation_images=0)
+    result = train_and_evaluate(spec, tmp_path / "run", progress=False, threads=1)
+    assert result.metrics["ann_equal_snn_bitwise"] is True and result.agreement == 1.0
+    assert result.metrics["test_images"] == 360
+    model, again, data = load_checkpoint(result.checkpoint)
+    assert again == spec and model.folded
+    saved = SNNNetwork.load(result.snn)
+    x = data.test.images[:64]
+    assert torch.equal(simulate_closed_form(snn_of(model, spec, data), x)[0], simulate_closed_form(saved, x)[0])
