@@ -94,7 +94,7 @@ def test_corrected_fold_restores_mean_potentials() -> None:
     reference = means(m, lambda n: n.units())
     plain = means(fold_batchnorm(copy.deepcopy(m)), lambda n: n.units())
     corrected = means(fold_batchnorm(copy.deepcopy(m), calibration=x), lambda n: n.units())
-    gap = lambda got: max(float((a - b).abs().max()) for a, b in zip(got, reference))
+    gap = lambda got: max(float((a - b).detach().abs().max()) for a, b in zip(got, reference))
     assert gap(corrected) < gap(plain)
     assert gap(corrected) < 0.05
 
