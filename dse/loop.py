@@ -97,7 +97,7 @@ class TrainState:
         doc = safe_load(path, "training state")
         if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
             raise UserError(f"{path}: not a dse training state; delete it to start the training afresh")
-        if doc["spec"] != spec.to_dict():
+        if type(spec).from_record(doc["spec"], f"{path}: spec") != spec:
             raise UserError(f"{path}: holds a training of another spec; use another output directory or delete it")
         state = cls(spec)
         state.phase, state.epoch, state.curve = doc["phase"], doc["epoch"], doc["curve"]

@@ -136,6 +136,15 @@ class TrainSpec:
         float weights (an attribution variant) has no SNN on this hardware."""
         return self.activation == "relu" or self.log_weights
 
+    # Fields added after networks were recorded without them, with the value that reproduces those networks: a
+    # recorded spec (checkpoint, training state) that lacks one meant this, not today's default.
+    RECORDED_BEFORE = {"validation_images": 0, "fold": "plain"}
+
+    @classmethod
+    def from_record(cls, values: dict, where: str) -> TrainSpec:
+        """A spec recorded by an earlier version (a checkpoint's, a training state's)."""
+        return cls.from_dict({**cls.RECORDED_BEFORE, **values} if isinstance(values, dict) else values, where)
+
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> TrainSpec:
         if not isinstance(values, dict):
@@ -264,7 +273,7 @@ def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None
     for key, kind in (("spec", dict), ("folded", bool), ("state_dict", dict)):
         if not isinstance(state.get(key), kind):
             raise UserError(f"{path}: {key}: missing or not a {kind.__name__} (a damaged dse checkpoint)")
-    spec = TrainSpec.from_dict(state["spec"], where=f"{path}: spec")
+    spec = TrainSpec.from_record(state["spec"], where=f"{path}: spec")
     data = data or load_dataset(spec.dataset, data_dir, coarse_labels=spec.coarse_labels)
     try:
         model = build_for(spec, data)

@@ -95,3 +95,22 @@ def test_attribution_variants_without_an_snn_report_the_ann_only(tmp_path) -> No
 
     model, _, _ = load_checkpoint(relu_log.checkpoint)
     assert model.weight_bits == 5 and model.activation == "relu"
+
+
+def test_a_state_recorded_before_a_field_existed_resumes_as_the_training_it_was(tmp_path) -> None:
+    """A training state written before validation_images and fold existed trained on every image with the plain
+    fold: it resumes under exactly that spec, and is refused under today's defaults."""
+    from dse.loop import TrainState
+    from dse.models import build_model
+    from dse.train import TrainSpec
+
+    old = TrainSpec(dataset="digits", model="tiny_vgg", epochs=1, validation_images=0, fold="plain")
+    path = tmp_path / "train_state.pt"
+    TrainState(old).save(path, build_model("tiny_vgg", 10, 1, 8), None, None, torch.Generator())
+    doc = torch.load(path, weights_only=False)
+    for key in TrainSpec.RECORDED_BEFORE:
+        del doc["spec"][key]
+    torch.save(doc, path)
+    assert TrainState.load(path, old)[0].spec == old
+    with pytest.raises(UserError, match="another spec"):
+        TrainState.load(path, TrainSpec(dataset="digits", model="tiny_vgg", epochs=1))
