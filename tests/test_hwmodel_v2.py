@@ -120,7 +120,7 @@ def test_field_table_generates_the_dataclass_and_the_docs_table():
 def test_builtins_carry_the_committed_measurement():
     """Each built-in's firing is the committed spike file mapped onto VGG-16 (regenerable, not typed in)."""
     root = Path(__file__).resolve().parents[1]
-    for name, source in [("vgg16-cifar10", "cifar10_small_vgg_cat_log5_spikes.json"),
+    for name, source in [("vgg16-cifar10", "cifar10_vgg16_w025_cat_log5_spikes.json"),
                          ("vgg16-tiny-imagenet", "tiny-imagenet_small_vgg_cat_log5_spikes.json")]:
         shape, classes = BUILTINS[name]
         target = hwmodel.parse_workload(vgg16(name, shape, classes), name)
