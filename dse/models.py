@@ -168,17 +168,23 @@ def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None) -> VGG:
     for block in model.blocks:
         if not isinstance(block, nn.ModuleDict) or isinstance(block["bn"], nn.Identity):
             continue
-        conv, bn = block["conv"].op, block["bn"]
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        conv.weight.mul_(scale.view(-1, 1, 1, 1))
-        bias = bn.bias - bn.running_mean * scale
-        if conv.bias is not None:
-            bias = bias + conv.bias * scale
-        conv.bias = nn.Parameter(bias)
-        block["bn"] = nn.Identity()
+        fold_unit(block)
     if reference is not None:
         _correct_biases(reference, model.eval(), calibration)
     return model
+
+
+@torch.no_grad()
+def fold_unit(unit: nn.ModuleDict) -> None:
+    """Fold one conv -> batch norm unit (in place): the conv takes the scale and the shift, the norm goes."""
+    conv, bn = unit["conv"].op, unit["bn"]
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    conv.bias = nn.Parameter(bias)
+    unit["bn"] = nn.Identity()
 
 
 def _correct_biases(reference: VGG, folded: VGG, images: torch.Tensor, batch: int = 500) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.models import PIXEL_FRACTION_BITS, VGG, LogLayer
+from dse.models import PIXEL_FRACTION_BITS, VGG, LogLayer, fold_unit
 from dse.quant import CATActivation, SpikeCode
 
 # (stem channels, [(channels, stride) per block]); every block's channels are a multiple of its input's
@@ -126,14 +126,7 @@ def fold_units(model: nn.Module, calibration: torch.Tensor | None = None, batch:
     for unit in model.units():
         if isinstance(unit["bn"], nn.Identity):
             continue
-        conv, bn = unit["conv"].op, unit["bn"]
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        conv.weight.mul_(scale.view(-1, 1, 1, 1))
-        bias = bn.bias - bn.running_mean * scale
-        if conv.bias is not None:
-            bias = bias + conv.bias * scale
-        conv.bias = nn.Parameter(bias)
-        unit["bn"] = nn.Identity()
+        fold_unit(unit)
     if reference is None:
         return model
     model.eval()
