@@ -86,14 +86,16 @@ def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.T
     return op
 
 
+def _input_ops(model) -> tuple[list[dict], int]:
+    """The ops before the first weight layer and the grid its inputs sit on: pixels / 256, or TTFS-coded pixels."""
+    if model.first_layer == "ttfs":
+        return [{"op": "fire", "theta_exp": 0}], -model.code.fraction_bits
+    return [], -PIXEL_FRACTION_BITS
+
+
 def _export(model: VGG, thetas: list[int], weight_bits: int) -> SNNNetwork:
     code = model.code
-    ops: list[dict] = []
-    if model.first_layer == "ttfs":
-        ops.append({"op": "fire", "theta_exp": 0})
-        grid = -code.fraction_bits
-    else:
-        grid = -PIXEL_FRACTION_BITS
+    ops, grid = _input_ops(model)
     thetas = iter(thetas)
     for block in model.blocks:
         if isinstance(block, nn.ModuleDict):
@@ -117,12 +119,7 @@ def _export_resnet(model: ResNet, weight_bits: int) -> SNNNetwork:
     """The residual graph: each block's shortcut reads the spikes that entered the block (``input``: that
     fire op's index), and ``add`` sums conv2's potential with them before the block's fire."""
     code = model.code
-    ops: list[dict] = []
-    if model.first_layer == "ttfs":
-        ops.append({"op": "fire", "theta_exp": 0})
-        grid = -code.fraction_bits
-    else:
-        grid = -PIXEL_FRACTION_BITS
+    ops, grid = _input_ops(model)
 
     def unit(u, grid: int) -> int:
         conv = u["conv"].op
