@@ -1,4 +1,5 @@
-"""Export a trained network to the SNN format: integer log-weight codes, integer biases, pow2 thresholds.
+"""Export a trained network to the SNN format: integer log-weight codes, integer biases, pow2 thresholds
+(times a per-channel scale where batch norm was folded into the thresholds).
 
 The exported network is plain data (tensors and ints), saved with ``torch.save`` and loadable with
 ``torch.load(..., weights_only=True)``. ``export_snn`` is lossless for a folded CAT network;
@@ -21,7 +22,8 @@ from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
 from dse.resnet import ResNet
 from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
 
-FORMAT = "dse-snn/1"
+FORMAT = "dse-snn/2"  # 2: a fire op may hold a per-channel threshold_scale
+READABLE = ("dse-snn/1", FORMAT)
 EXACT_BITS = 52  # float64 sums of dyadic values are exact while they fit in 52 bits above the LSB
 
 
@@ -44,7 +46,7 @@ class SNNNetwork:
 
     @classmethod
     def from_state(cls, state: dict) -> SNNNetwork:
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in READABLE:
             raise UserError(f"not a {FORMAT} network (format={state.get('format') if isinstance(state, dict) else None!r})")
         code = SpikeCode(state["time_window"], state["steps_per_octave"], state["rounding"])
         return cls(code, state["weight_bits"], tuple(state["input_shape"]), list(state["ops"]))
@@ -86,6 +88,15 @@ def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.T
     return op
 
 
+def _fire(act: nn.Module, theta_exp: int | None = None) -> dict:
+    """A fire op: theta = 2^theta_exp, and the per-channel threshold scale of a batch norm folded into thresholds."""
+    op = {"op": "fire", "theta_exp": act.theta_exponent() if theta_exp is None else theta_exp}
+    scale = getattr(act, "threshold_scale", None)
+    if scale is not None:
+        op["threshold_scale"] = scale.detach().cpu().to(torch.float64)
+    return op
+
+
 def _input_ops(model) -> tuple[list[dict], int]:
     """The ops before the first weight layer and the grid its inputs sit on: pixels / 256, or TTFS-coded pixels."""
     if model.first_layer == "ttfs":
@@ -102,7 +113,7 @@ def _export(model: VGG, thetas: list[int], weight_bits: int) -> SNNNetwork:
             conv = block["conv"].op
             ops.append(_weight_op(conv, conv.weight, conv.bias, weight_bits, grid))
             theta = next(thetas)
-            ops.append({"op": "fire", "theta_exp": theta})
+            ops.append(_fire(block["act"], theta))
             grid = theta - code.fraction_bits
         elif isinstance(block, nn.MaxPool2d):
             ops.append({"op": "maxpool", "kernel": 2})
@@ -128,18 +139,18 @@ def _export_resnet(model: ResNet, weight_bits: int) -> SNNNetwork:
 
     unit(model.stem, grid)
     theta = model.stem["act"].theta_exponent()
-    ops.append({"op": "fire", "theta_exp": theta})
+    ops.append(_fire(model.stem["act"]))
     for block in model.blocks:
         entry, grid = len(ops) - 1, theta - code.fraction_bits
         unit(block["a"], grid)
         inner = block["a"]["act"].theta_exponent()
-        ops.append({"op": "fire", "theta_exp": inner})
+        ops.append(_fire(block["a"]["act"]))
         conv = unit(block["b"], inner - code.fraction_bits)
         channels = int(block["b"]["conv"].op.weight.shape[0])
         ops.append({"op": "shortcut", "input": entry, "stride": block.stride, "channels": channels})
         ops.append({"op": "add", "inputs": [conv, len(ops) - 1]})
         theta = block["act"].theta_exponent()
-        ops.append({"op": "fire", "theta_exp": theta})
+        ops.append(_fire(block["act"]))
     grid = theta - code.fraction_bits
     if model.pool_kernel > 1:
         ops.append({"op": "avgpool", "kernel": model.pool_kernel})

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from dse.atomic import write_bytes
 from dse.data import augment, batches, subset
 from dse.errors import UserError
-from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
+from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 
 STATE_FORMAT = "dse-train-state/1"
 STATE_FILE = "train_state.pt"
@@ -124,7 +124,7 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=
     if path.exists():
         state, saved = TrainState.load(path, spec)
         if saved["folded"]:
-            fold_batchnorm(model.eval())
+            fold_batchnorm(model.eval(), into=folded_into(saved["model"]))
         model.load_state_dict(saved["model"])
         gen.set_state(saved["gen"])
         done = sum(p.epochs for p in plan[:state.phase]) + state.epoch
@@ -134,7 +134,7 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=
     for index in range(state.phase, len(plan)):
         phase = plan[index]
         if phase.name == "finetune" and not model.folded:
-            _fold(model, state, monitor, device, _calibration(train, spec, device))
+            _fold(model, spec, state, monitor, device, _calibration(train, spec, device))
         model.set_pretraining(phase.name == "pretrain")
         opt, sched = _optimizer(model, spec, phase, steps_per_epoch)
         if saved is not None and saved["opt"] is not None and index == state.phase and state.epoch:
@@ -158,7 +158,7 @@ def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=
         state.phase, state.epoch = index + 1, 0
     model.set_pretraining(False)
     if spec.activation == "cat" and not model.folded:  # no fine-tune phase: fold anyway, the SNN has no BN
-        _fold(model, state, monitor, device, _calibration(train, spec, device))
+        _fold(model, spec, state, monitor, device, _calibration(train, spec, device))
     model.eval()
     return state
 
@@ -167,15 +167,15 @@ CALIBRATION_IMAGES = 512  # training images whose mean potentials the corrected 
 
 
 def _calibration(train, spec, device) -> torch.Tensor | None:
-    if spec.fold != "corrected":
+    if spec.fold == "plain":
         return None
     return subset(train, CALIBRATION_IMAGES).images.to(device).float() / 2**PIXEL_FRACTION_BITS
 
 
-def _fold(model: VGG, state: TrainState, monitor, device, calibration: torch.Tensor | None) -> None:
+def _fold(model: VGG, spec, state: TrainState, monitor, device, calibration: torch.Tensor | None) -> None:
     if monitor is not None:
         state.stages["before_fold"] = accuracy(model, monitor, device)
-    fold_batchnorm(model.eval(), calibration)
+    fold_batchnorm(model.eval(), calibration, into="thresholds" if spec.fold == "thresholds" else "weights")
     if monitor is not None:
         state.stages["after_fold"] = accuracy(model, monitor, device)
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.quant import CATActivation, SpikeCode, max_exponent, quantize_fixed, quantize_log_weights, weight_scale_exponent
+from dse.quant import (CATActivation, SpikeCode, max_exponent, quantize_fixed, quantize_log_weights, threshold_scales,
+                       weight_scale_exponent)
 
 PIXEL_FRACTION_BITS = 8  # inputs are uint8 pixels / 256
 
@@ -152,39 +153,66 @@ def build_model(name: str, num_classes: int, in_channels: int, input_size: int, 
     return VGG(VGG_CONFIGS[name], num_classes, in_channels, input_size, code=code, **options)
 
 
-@torch.no_grad()
-def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None) -> VGG:
-    """Fold each batch norm into the conv before it (in place), using the running statistics.
+FOLDS = ("thresholds", "weights")
 
-    The folded float weights are then log-quantized by the forward pass, so the network after folding is
-    exactly the one exported. Re-quantizing w * gamma / sigma moves each channel's mean potential (small VGG
-    at 2 CAT epochs: 72.7 % -> 62.4 %). ``calibration`` (input images, N x C x H x W, in the network's input
-    scale) corrects that: layer by layer, each folded channel's bias is shifted so that its mean potential
-    on these images equals the unfolded network's (72.7 % -> 71.7 %, benchmarks/fold_correction.py), without a training step.
+
+@torch.no_grad()
+def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None, into: str = "weights") -> VGG:
+    """Fold each batch norm (in place, running statistics) into the conv before it and, with ``into="thresholds"``,
+    into the activation's per-channel threshold.
+
+    ``"weights"``: the conv takes the scale; the forward pass log-quantizes w * gamma / sigma again, which moves
+    each channel's gain by up to 2^(+-1/2) (small VGG at 2 CAT epochs: 72.7 % -> 62.4 %). ``"thresholds"``: the
+    weights stay as trained (a negative scale flips a channel's signs, exact in the log code); the neuron fires
+    against theta * scale[c] * thr[t], scale[c] = sigma / |gamma| on MANTISSA_BITS + 1 significant bits (0.2 %),
+    a threshold register per channel in hardware. ``calibration`` (input images, N x C x H x W, in the network's
+    input scale) then shifts, layer by layer, each channel's bias so that its mean potential on these images
+    equals the unfolded network's (72.7 % -> 71.7 % for the weight fold, benchmarks/fold_correction.py).
     """
+    if into not in FOLDS:
+        raise ValueError(f"fold into must be one of {', '.join(FOLDS)}, got {into!r}")
     if not isinstance(model, VGG):  # another family folds over its own layer graph (dse.resnet.fold_units)
-        return model.fold_batchnorm(calibration)
+        return model.fold_batchnorm(calibration, into)
     reference = copy.deepcopy(model).eval() if calibration is not None else None
     for block in model.blocks:
         if not isinstance(block, nn.ModuleDict) or isinstance(block["bn"], nn.Identity):
             continue
-        fold_unit(block)
+        fold_unit(block, into)
     if reference is not None:
         _correct_biases(reference, model.eval(), calibration)
     return model
 
 
 @torch.no_grad()
-def fold_unit(unit: nn.ModuleDict) -> None:
-    """Fold one conv -> batch norm unit (in place): the conv takes the scale and the shift, the norm goes."""
+def fold_unit(unit: nn.ModuleDict, into: str = "weights") -> None:
+    """Fold one conv -> batch norm [-> activation] unit (in place); see ``fold_batchnorm``. A unit without its
+    own activation (its potential feeds an add) folds into its weights."""
     conv, bn = unit["conv"].op, unit["bn"]
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    conv.weight.mul_(scale.view(-1, 1, 1, 1))
-    bias = bn.bias - bn.running_mean * scale
+    shift = bn.bias - bn.running_mean * scale
     if conv.bias is not None:
-        bias = bias + conv.bias * scale
-    conv.bias = nn.Parameter(bias)
+        shift = shift + conv.bias * scale
+    if into == "thresholds" and "act" in unit:
+        sign = torch.where(scale < 0, -1.0, 1.0).to(scale.dtype)
+        magnitude = scale.abs().clamp(2.0**-12, 2.0**15)  # the register's exponent range; a dead channel keeps a bounded bias
+        conv.weight.mul_(sign.view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(shift * sign / magnitude)
+        unit["act"].register_buffer("threshold_scale", threshold_scales(1.0 / magnitude).to(scale.dtype))
+    else:
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(shift)
     unit["bn"] = nn.Identity()
+
+
+def potential_scale(unit: nn.ModuleDict) -> torch.Tensor | float:
+    """What a folded unit's potential is per unit of its batch norm's output: 1, or the per-channel threshold scale."""
+    scale = getattr(unit["act"], "threshold_scale", None) if "act" in unit else None
+    return 1.0 if scale is None else scale.view(1, -1, 1, 1)
+
+
+def folded_into(state_dict: dict) -> str:
+    """How the network a state dict was saved from was folded (what ``fold_batchnorm`` must rebuild)."""
+    return "thresholds" if any(k.endswith("threshold_scale") for k in state_dict) else "weights"
 
 
 def _correct_biases(reference: VGG, folded: VGG, images: torch.Tensor, batch: int = 500) -> None:
@@ -204,7 +232,7 @@ def _correct_biases(reference: VGG, folded: VGG, images: torch.Tensor, batch: in
         layer = None if not cat else grid
         shift = 0.0
         for i in range(0, len(images), batch):
-            ref_v = ref_block["bn"](ref_block["conv"](ref_x[i:i + batch], layer))
+            ref_v = ref_block["bn"](ref_block["conv"](ref_x[i:i + batch], layer)) * potential_scale(block)
             shift = shift + (ref_v - block["conv"](fold_x[i:i + batch], layer)).sum(dim=(0, 2, 3))
         block["conv"].op.bias += shift / (len(images) * ref_x.shape[2] * ref_x.shape[3])
         ref_x = torch.cat([ref_block["act"](ref_block["bn"](ref_block["conv"](ref_x[i:i + batch], layer)))

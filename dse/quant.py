@@ -72,6 +72,29 @@ def spike_times(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -
     return torch.searchsorted(-thr, -ratio.contiguous()).clamp_(max=code.time_window).to(torch.int64)
 
 
+def channel_spike_times(v: torch.Tensor, theta: torch.Tensor | float, scale: torch.Tensor, code: SpikeCode) -> torch.Tensor:
+    """``spike_times`` against a threshold theta * scale[c] per channel (dim 1), exactly (int64).
+
+    ``scale`` holds dyadic numbers of at most MANTISSA_BITS + 1 significant bits (``threshold_scales``), so every
+    threshold theta * scale[c] * thr[t] is exact: the step found from the rounded ratio v / scale is checked
+    against those exact products and moved by the one step a rounding can cost."""
+    shape = [1] * v.dim()
+    shape[1] = -1
+    phi = scale.to(v.dtype).view(shape) * theta
+    T = code.time_window
+    times = spike_times(v / phi, 1.0, code)
+    table = torch.tensor(code.thresholds(), dtype=v.dtype, device=v.device)
+    later = (times < T) & (v < phi * table[times.clamp(max=T - 1)])  # the rounded ratio reached a level v does not
+    earlier = (times > 0) & (v >= phi * table[(times - 1).clamp(min=0)])
+    return times + later.to(times.dtype) - earlier.to(times.dtype)
+
+
+def threshold_scales(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (positive) rounded to MANTISSA_BITS + 1 significant bits: a threshold register's mantissa and exponent."""
+    mant, exp = torch.frexp(x.to(torch.float64))  # mant in [0.5, 1)
+    return torch.ldexp(torch.round(mant * 2.0 ** (MANTISSA_BITS + 1)), exp - (MANTISSA_BITS + 1))
+
+
 def decode(times: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode, dtype=torch.float64) -> torch.Tensor:
     """Value of each spike time (T = no spike = 0)."""
     table = torch.tensor(code.levels() + [0.0], dtype=dtype, device=times.device)
@@ -166,7 +189,13 @@ class CATActivation(torch.nn.Module):
         if self.pretraining:
             return torch.relu(x)
         s = self.rounded_log2_theta().to(x.dtype)
-        if self.code.exact_shift and self.code.rounding == "floor":
+        scale = getattr(self, "threshold_scale", None)  # batch norm folded into per-channel thresholds
+        fast = self.code.exact_shift and self.code.rounding == "floor"
+        if scale is not None and not (fast and self.training):
+            return _CATChannels.apply(x, s, scale, self.code)  # exact: what the SNN computes
+        if scale is not None:  # training: x / scale rounds, a step off at most where it lands on a level; evaluation is exact
+            x = x / scale.to(x.dtype).view([1, -1] + [1] * (x.dim() - 2))
+        if fast:
             fused = self.fused and self.training and x.dtype == torch.float32
             return _CATFloorPow2.apply(x, s, self.code.time_window, fused)
         return _CATGeneric.apply(x, s, self.code)
@@ -190,6 +219,26 @@ class _CATGeneric(torch.autograd.Function):
         x, theta = ctx.saved_tensors
         grad_x, grad_theta = _cat_grads(grad, x, theta)
         return grad_x, (grad_theta * theta * math.log(2.0)).reshape(()), None
+
+
+class _CATChannels(torch.autograd.Function):
+    """CAT with a threshold theta * scale[c] per channel (a batch norm folded into thresholds): fires at the first
+    step t with x >= theta * scale[c] * thr[t], decodes to theta * level[t] like every CAT neuron."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, scale: torch.Tensor, code: SpikeCode):
+        theta = torch.exp2(log2_theta)
+        ctx.save_for_backward(x, theta, scale)
+        return decode(channel_spike_times(x, theta, scale, code), theta, code, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, theta, scale = ctx.saved_tensors
+        s = scale.to(x.dtype).view([1, -1] + [1] * (x.dim() - 2))
+        u = x / s  # straight through u = x / scale[c] inside (0, theta); theta's gradient where u clips
+        grad_x = _cat_grad_x(grad / s, u, theta)
+        grad_theta = torch.where(u >= theta, grad, torch.zeros_like(grad)).sum()
+        return grad_x, (grad_theta * theta * math.log(2.0)).reshape(()), None, None
 
 
 # --- logarithmic weights -------------------------------------------------------------------------

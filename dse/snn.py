@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from dse.atomic import write_text
 from dse.export import SNNNetwork
 from dse.models import PIXEL_FRACTION_BITS
-from dse.quant import decode, log_decode, max_exponent, spike_times
+from dse.quant import channel_spike_times, decode, log_decode, max_exponent, spike_times
 from dse.resnet import shortcut
 
 
@@ -119,9 +119,9 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                 error = layer = None
                 record.work["float64 MACs"] += x.numel() * w[0].numel()
         elif kind == "fire":
-            theta_exp = op["theta_exp"]
-            times = (_times(x, theta_exp, code) if error is None
-                     else _certified_times(x, error, theta_exp, code, layer, record))
+            theta_exp, scale = op["theta_exp"], op.get("threshold_scale")
+            times = (_times(x, theta_exp, code, scale) if error is None
+                     else _certified_times(x, error, theta_exp, code, layer, record, scale))
             events = _record_fire(record, times, T, keep_times)
             bits, magnitude = code.fraction_bits + 1, 2.0**theta_exp  # levels: theta down to 2^-fraction_bits theta
             span = code.fraction_bits
@@ -227,36 +227,39 @@ def _ieee_float32(device: torch.device):
 
 
 def _certified_times(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code, layer: tuple,
-                     record: SpikeRecord) -> torch.Tensor:
+                     record: SpikeRecord, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Spike times of float32 potentials ``v`` known to within ``error``: exact. Where the interval
     ``v +- error`` straddles a threshold, a bound from the neuron's actual inputs is taken (``_local_bound``,
     at those neurons only), and the neurons it still cannot decide are recomputed exactly in float64."""
     record.certified += v.numel()
-    times, unsure = _bracket(v, error, theta_exp, code)
+    times, unsure = _bracket(v, error, theta_exp, code, scale)
     if not unsure.any():
         return times
     op, x, w, bias = layer
     where = unsure.nonzero()
     if len(where) > TIGHTEN_SHARE * v.numel():
         at = tuple(where.t())
-        local_times, still = _bracket(v[at], _local_bound(op, x, w, bias, where, record), theta_exp, code)
+        local_times, still = _bracket(v[at], _local_bound(op, x, w, bias, where, record), theta_exp, code,
+                                      None if scale is None else scale.to(v.device)[where[:, 1]])
         times[at] = local_times  # exact where no longer unsure; the rest is recomputed below
         where = where[still]
     record.refined += len(where)
     if len(where) > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
         exact = _apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
         record.work["float64 MACs"] += v.numel() * w[0].numel()
-        return _times(exact, theta_exp, code)
+        return _times(exact, theta_exp, code, scale)
     if len(where):
-        times[tuple(where.t())] = _times(_exact_at(op, x, w, bias, where, record), theta_exp, code)
+        times[tuple(where.t())] = _times(_exact_at(op, x, w, bias, where, record), theta_exp, code,
+                                         None if scale is None else scale.to(v.device)[where[:, 1]])
     return times
 
 
-def _bracket(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code) -> tuple[torch.Tensor, torch.Tensor]:
+def _bracket(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code,
+             scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(spike times of ``v + error``, where ``v - error`` would fire later). A higher potential fires no
     later, so the times are exact wherever the second is False."""
-    times = _times(v + error, theta_exp, code)
-    return times, _times(v - error, theta_exp, code) != times
+    times = _times(v + error, theta_exp, code, scale)
+    return times, _times(v - error, theta_exp, code, scale) != times
 
 
 def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, where: torch.Tensor,
@@ -287,11 +290,17 @@ def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor,
 _FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
 
 
-def _times(v: torch.Tensor, theta_exp: int, code) -> torch.Tensor:
+def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = None) -> torch.Tensor:
     """``dse.quant.spike_times`` in one pass, exact. For k = 1 and floor thresholds (theta 2^-t) the step is
     theta_exp - floor(log2 v), read off the float's exponent field (zero, negative and subnormal potentials fall
-    below the window); otherwise T minus the number of thresholds at or below v (a table search)."""
+    below the window); otherwise T minus the number of thresholds at or below v (a table search). ``scale``: a
+    threshold per channel (dim 1, or the one dimension of a gathered vector), ``dse.quant.channel_spike_times``."""
     T = code.time_window
+    if scale is not None:
+        scale = scale.to(v.device)
+        if v.dim() == 1:  # neurons gathered one by one, each with its channel's scale: one neuron per "channel"
+            return channel_spike_times(v.view(1, -1), 2.0**theta_exp, scale, code).view(-1).to(torch.int32)
+        return channel_spike_times(v, 2.0**theta_exp, scale, code).to(torch.int32)
     if code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS:
         as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
         exponent = (v.contiguous().view(as_int) >> mantissa) - bias  # sign-extended: negative v gives < -bias
@@ -401,7 +410,7 @@ def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int
                 potential, lsb = state[1], -PIXEL_FRACTION_BITS
             else:
                 _, potential, lsb = state
-            times = _fire_phase(potential, lsb, op["theta_exp"], code)
+            times = _fire_phase(potential, lsb, op["theta_exp"], code, op.get("threshold_scale"))
             _record_fire(record, times, T, keep_times)
             state = ("times", times, ())
         elif kind == "maxpool":  # the earliest spike of each window wins
@@ -453,14 +462,17 @@ def _as_potential(state: tuple, levels: list[int], fraction_bits: int) -> tuple[
     return table[times.long()], theta - fraction_bits
 
 
-def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code) -> torch.Tensor:
-    """Walk the decaying threshold theta * thr[t] for t = 0..T-1; each neuron fires once, at first crossing."""
+def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code,
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Walk the decaying threshold theta * thr[t] (times the channel's ``scale``) for t = 0..T-1; each neuron
+    fires once, at first crossing."""
     T = code.time_window
     times = torch.full_like(potential, T)
     # thresholds in accumulator units: theta * thr[t] / 2^lsb, exact dyadic -> compare in float64
     v = potential.to(torch.float64)
+    per_channel = 1.0 if scale is None else scale.to(v.device, torch.float64).view([1, -1] + [1] * (v.dim() - 2))
     for t, thr in enumerate(code.thresholds()):
-        threshold = thr * 2.0 ** (theta_exp - lsb)
+        threshold = thr * 2.0 ** (theta_exp - lsb) * per_channel
         fire = (times == T) & (v >= threshold)
         times[fire] = t
     return times
@@ -472,13 +484,14 @@ def layer_table(net: SNNNetwork) -> list[dict]:
         return _graph_layer_table(net)
     layers, shape = [], list(net.input_shape)
     block, conv_in_block, fc = 1, 0, 0  # VGG naming, as hwmodel's built-ins: conv{block}_{i}, pool{block}, fc{n}
-    for op in net.ops:
+    for i, op in enumerate(net.ops):
         kind = op["op"]
         if kind == "conv":
             conv_in_block += 1
             out_c, _, kh, _ = op["codes"].shape
             layers.append({"name": f"conv{block}_{conv_in_block}", "type": "conv", "in_shape": shape, "out_channels": int(out_c),
-                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"]})
+                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"],
+                           **_threshold_kind(net, i)})
             h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
             shape = [int(out_c), h, h]
         elif kind in ("maxpool", "avgpool"):
@@ -497,6 +510,12 @@ def layer_table(net: SNNNetwork) -> list[dict]:
                            "out_features": int(op["codes"].shape[0])})
             shape = [int(op["codes"].shape[0])]
     return layers
+
+
+def _threshold_kind(net: SNNNetwork, i: int) -> dict:
+    """``channel_thresholds: true`` for a conv whose neurons fire against per-channel threshold registers."""
+    after = net.ops[i + 1] if i + 1 < len(net.ops) else {}
+    return {"channel_thresholds": True} if "threshold_scale" in after else {}
 
 
 def _graph_layer_table(net: SNNNetwork) -> list[dict]:
@@ -521,7 +540,8 @@ def _graph_layer_table(net: SNNNetwork) -> list[dict]:
             else:
                 name = f"block{block}_conv2"
             layers.append({"name": name, "type": "conv", "in_shape": shape, "out_channels": int(out_c),
-                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"]})
+                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"],
+                           **_threshold_kind(net, i)})
             h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
             shape, current = [int(out_c), h, h], name
         elif kind == "shortcut":

@@ -24,7 +24,7 @@ from dse import loop
 from dse.data import DATASET_NAMES, Dataset, batches, hold_out, load_dataset, subset
 from dse.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
-from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
+from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 from dse.networks import NETWORK_NAMES as MODEL_NAMES, build_model
 from dse.resnet import RESNET_CONFIGS
 from dse.progress import bar, batch_count
@@ -64,9 +64,11 @@ class TrainSpec:
     epochs: int = 4
     pretrain_epochs: int = 0  # CAT only: the first epochs train ReLU + float weights, then CAT fine-tunes them
     finetune_epochs: int = 1  # after folding batch norm (CAT only)
-    # folding re-quantizes w * gamma / sigma; "corrected" shifts each channel's bias back to the unfolded mean
-    # potential on training images (recovers ~9 of the 10 points the fold costs, without a training step)
-    fold: str = "corrected"  # corrected | plain
+    # "thresholds": the batch norm's scale goes to a per-channel threshold, the weights stay as trained (exact
+    # to 0.2 %); "plain" folds it into the weights, re-quantizing w * gamma / sigma (a channel's gain moves by up
+    # to 2^(+-1/2)); "corrected" is "plain" with each channel's bias shifted back to the unfolded mean potential
+    # on training images ("thresholds" does that shift too)
+    fold: str = "thresholds"  # thresholds | corrected | plain
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5.0e-4
@@ -85,7 +87,7 @@ class TrainSpec:
         choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
                    "rounding": ("floor", "round"), "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
                    "schedule": ("onecycle", "cosine"), "weights": ("auto", "log", "float"),
-                   "theta": ("auto", "fixed", "learned"), "fold": ("corrected", "plain")}
+                   "theta": ("auto", "fixed", "learned"), "fold": ("thresholds", "corrected", "plain")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
@@ -278,7 +280,7 @@ def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None
     try:
         model = build_for(spec, data)
         if state["folded"]:
-            fold_batchnorm(model)
+            fold_batchnorm(model, into=folded_into(state["state_dict"]))
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, ValueError, TypeError):  # missing, extra or mis-shaped tensors
         raise UserError(f"{path}: weights do not match a {spec.model} network for {spec.dataset}") from None
@@ -371,8 +373,8 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     torch.manual_seed(spec.seed)
     model = build_for(spec, data).to(dev)
     if init is not None:
-        fold_batchnorm(model.eval())
         source = safe_load(init)["state_dict"]
+        fold_batchnorm(model.eval(), into=folded_into(source))
         model.load_state_dict({**model.state_dict(), **{k: v for k, v in source.items() if not k.endswith("log2_theta")}})
     steps = (spec.epochs + spec.finetune_epochs) * math.ceil(len(train.labels) / spec.batch_size)
     if fuse if fuse is not None else steps >= FUSE_MIN_STEPS:

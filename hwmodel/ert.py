@@ -37,6 +37,9 @@ PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per 
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
 # k > 1: a level 2^(-t/k) is kept with this many extra fraction bits (dse.quant.MANTISSA_BITS, the exact SNN's)
 MANTISSA_BITS = 8
+# A per-channel threshold register (dse train.fold: thresholds): a mantissa of MANTISSA_BITS + 1 significant bits
+# (dse.quant.threshold_scales) and a 5-bit exponent (scales 2^-16..2^15 cover sigma / |gamma| of trained networks)
+THRESHOLD_REGISTER_BITS = MANTISSA_BITS + 1 + 5
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------
 ADDER_UM2_PER_BIT = 278 / 32 * (28 / 40) ** AREA_EXPONENT

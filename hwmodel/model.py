@@ -65,6 +65,8 @@ class LayerTable:
     any_add: bool            # some layer is an add (a residual network)
     measured_bits: float     # widest measured accumulator (every weight layer measured), less the measured
     #                          LSB position (fraction + exponent bits); 0: not measured
+    thr_out: np.ndarray      # output neurons that fire against a per-channel threshold register (0 elsewhere)
+    thr_words: np.ndarray    # per-channel threshold words the layer loads with its weights (0 elsewhere)
 
 
 @functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
@@ -101,7 +103,9 @@ def layer_table(wl: Workload) -> LayerTable:
                       float(np.floor(np.log2(max(np.where(weighted & ~pixel, fanin, 1.0).max(), 1.0)))),
                       float(np.floor(np.log2(max(np.where(weighted & pixel, fanin * PIXEL_MAX, 1.0).max(), 1.0)))),
                       np.array([s if layer.type == "add" else 0.0 for s, layer in zip(spikes, wl.layers)]),
-                      any(layer.type == "add" for layer in wl.layers), _measured_bits(wl))
+                      any(layer.type == "add" for layer in wl.layers), _measured_bits(wl),
+                      np.array([layer.out_neurons if layer.channel_thresholds else 0.0 for layer in wl.layers]),
+                      np.array([layer.out_shape[0] if layer.channel_thresholds else 0.0 for layer in wl.layers]))
 
 
 def _measured_bits(wl: Workload) -> float:
@@ -271,6 +275,8 @@ def _evaluate(f, t, cal, exact, detail):
     # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
     busy = np.minimum(pe_safe, lanes)
     w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
+    # per-channel threshold registers load with the layer's weights, once per batch
+    w_read_bits = w_read_bits + t.thr_words * (ert.THRESHOLD_REGISTER_BITS / batch)
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
     if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
         w_read_bits = np.where(syn > 0, weight_sops * syn, w_read_bits)
@@ -334,7 +340,11 @@ def _evaluate(f, t, cal, exact, detail):
     pj = {
         "datapath": sops * (logic * sop_pj),
         "weight_register": weight_sops * (logic * wb * ert.REG_PJ_PER_BIT),
-        "fire": t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT),
+        # a per-channel threshold: its register read per firing neuron, and with lod a compare of the mantissa
+        # (the leading-one position gives the octave; the mantissa decides between two steps)
+        "fire": (t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT)
+                 + t.thr_out * (logic * (ert.THRESHOLD_REGISTER_BITS * ert.REG_PJ_PER_BIT
+                                         + np.where(lod, ert.MANTISSA_BITS + 1, 0.0) * ert.CMP_PJ_PER_BIT))),
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
         "vmem_sram": vmem_accesses * (sram * mac_v[0]),
         # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits

@@ -15,7 +15,8 @@ from hwmodel.files import is_file, read_text
 SCHEMA_MAJOR = "snn-workload/1"
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "add")
 LAYER_KEYS = {"name", "type", "in_shape", "out_channels", "out_features", "kernel", "stride", "padding",
-              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram", "potential_bits", "input"}
+              "input_spikes", "input_firing", "output_spikes", "spike_time_histogram", "potential_bits", "input",
+              "channel_thresholds"}
 MAX_POTENTIAL_BITS = 4096   # beyond any accumulator
 TOP_KEYS = {"schema", "name", "input_shape", "first_layer_input", "layers", "default_input_firing", "snn"}
 # Beyond any network, and small enough that neuron and synapse counts stay exact in float64 and the
@@ -39,6 +40,9 @@ class Layer:
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
     # add: the earlier layer whose spikes the shortcut carries (kept in the spike SRAM until this add)
     input: str | None = None
+    # a threshold register per output channel (a batch norm folded into thresholds, dse train.fold: thresholds)
+    # instead of one power-of-two threshold per layer
+    channel_thresholds: bool = False
 
     @property
     def in_neurons(self) -> int:
@@ -214,7 +218,13 @@ def _parse_layer(raw: Any, where: str, index: int, prev_out: tuple[int, ...] | N
     if (source is None) != (kind != "add") or (source is not None and (not isinstance(source, str) or not source)):
         raise ConfigError(f"{label}.input: " + ("an add names the earlier layer its shortcut carries"
                                                  if kind == "add" else "only an add layer reads another layer"))
-    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, potential, extra, source)
+    channel = raw.get("channel_thresholds", False)
+    if not isinstance(channel, bool):
+        raise ConfigError(f"{label}.channel_thresholds: expected true or false, got {brief(channel)}")
+    if channel and kind != "conv":
+        raise ConfigError(f"{label}.channel_thresholds: only a conv layer's neurons fire against per-channel thresholds")
+    return Layer(name, kind, in_shape, out_shape, kernel, stride, padding, spikes, firing, potential, extra, source,
+                 channel)
 
 
 def parse_workload(data: Any, where: str) -> Workload:

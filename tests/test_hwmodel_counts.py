@@ -127,3 +127,29 @@ def test_t_grows_the_compare_fire_phase_and_the_vmem_width():
     acc = [r.operating_point["accumulator_bits"] for r in reps]
     # the measured widths (T = 8) move with the fraction bits T - 1: the range stays, the LSB moves
     assert fire[0] < fire[1] < fire[2] and acc == [25.0, 29.0, 37.0]
+
+
+def test_per_channel_thresholds_cost_a_register_read_per_firing_neuron_by_hand():
+    """A batch norm folded into thresholds (dse train.fold: thresholds): each output neuron of the conv reads its
+    channel's threshold register in the fire phase (and with lod compares its mantissa); the registers load with
+    the weights. Nothing else moves."""
+    def conv(channel: bool) -> hwmodel.Workload:
+        extra = {"channel_thresholds": True} if channel else {}
+        return hwmodel.load_workload({"schema": "snn-workload/1", "name": "c", "input_shape": [1, 4, 4],
+                                      "first_layer_input": "spikes", "layers": [
+                                          {"name": "c1", "type": "conv", "out_channels": 2, "kernel": 3, "padding": 1,
+                                           "input_spikes": 6, **extra},
+                                          {"name": "fc", "type": "linear", "out_features": 2, "input_spikes": 9}]})
+    logic = CAL["logic_scale"] * DYN
+    for method, compare_bits in (("compare", 0), ("lod", ert.MANTISSA_BITS + 1)):
+        arch = hwmodel.with_fields(ARCH, fire_method=method)
+        base, per_channel = hwmodel.estimate(arch, conv(False)), hwmodel.estimate(arch, conv(True))
+        neurons = 2 * 4 * 4
+        extra = neurons * (ert.THRESHOLD_REGISTER_BITS * ert.REG_PJ_PER_BIT + compare_bits * ert.CMP_PJ_PER_BIT)
+        assert close(per_channel.energy_by_term["fire"] - base.energy_by_term["fire"], 1e-12 * logic * extra)
+        assert per_channel.energy_by_term["weight_sram"] > base.energy_by_term["weight_sram"]
+        for term in ("datapath", "vmem_sram", "spike_sram", "pool"):
+            assert per_channel.energy_by_term[term] == base.energy_by_term[term]
+    with pytest.raises(hwmodel.ConfigError, match="fc.channel_thresholds"):
+        hwmodel.load_workload({"schema": "snn-workload/1", "name": "c", "input_shape": [4], "layers": [
+            {"name": "fc", "type": "linear", "out_features": 2, "channel_thresholds": True}]})

@@ -19,7 +19,7 @@ from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_st
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"))) + [(16, 1, "floor", "pixels")]
 
 
-def _trained(T=8, k=1, rounding="floor", first="pixels", seed=0, size=8, name="resnet8"):
+def _trained(T=8, k=1, rounding="floor", first="pixels", seed=0, size=8, name="resnet8", into="weights"):
     """A small CAT ResNet after real SGD steps, folded (bias-corrected) and fine-tuned."""
     torch.manual_seed(seed)
     m = build_model(name, 10, 3, size, width=0.25, time_window=T, steps_per_octave=k, rounding=rounding,
@@ -30,7 +30,7 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", seed=0, size=8, name="r
     opt = torch.optim.SGD(m.parameters(), lr=0.05)
     for step in range(5):
         if step == 3:
-            fold_batchnorm(m.eval(), calibration=pixels.float() / 256)
+            fold_batchnorm(m.eval(), calibration=pixels.float() / 256, into=into)
         m.train()
         loss = F.cross_entropy(m(pixels.float() / 256), labels)
         opt.zero_grad()
@@ -39,9 +39,10 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", seed=0, size=8, name="r
     return m.eval(), pixels
 
 
+@pytest.mark.parametrize("into", ["weights", "thresholds"])
 @pytest.mark.parametrize("T,k,rounding,first", CASES)
-def test_resnet_ann_closed_form_and_events_agree_bit_exactly(T, k, rounding, first) -> None:
-    model, pixels = _trained(T, k, rounding, first)
+def test_resnet_ann_closed_form_and_events_agree_bit_exactly(T, k, rounding, first, into) -> None:
+    model, pixels = _trained(T, k, rounding, first, into=into)
     ann = copy.deepcopy(model).double()(pixels.double() / 256)
     net = export_snn(model)
     assert sum(op["op"] == "add" for op in net.ops) == 3

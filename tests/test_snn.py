@@ -19,7 +19,7 @@ CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "t
     (16, 1, "floor", "pixels", "max"), (16, 1, "round", "ttfs", "avg")]
 
 
-def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, seed=0, size=8):
+def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, seed=0, size=8, into="weights"):
     """A tiny CAT network after a few real SGD steps, folded and fine-tuned: non-trivial weights and thetas."""
     torch.manual_seed(seed)
     m = build_model("tiny_vgg", 10, 3, size, width=0.5, weight_bits=bits, time_window=T, steps_per_octave=k,
@@ -30,7 +30,8 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, see
     opt = torch.optim.SGD(m.parameters(), lr=0.05)
     for step in range(5):
         if step == 3:
-            fold_batchnorm(m.eval())
+            _spread_batchnorms(m)
+            fold_batchnorm(m.eval(), into=into)
         m.train()
         loss = F.cross_entropy(m(pixels.float() / 256), labels)
         opt.zero_grad()
@@ -39,9 +40,21 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, see
     return m.eval(), pixels
 
 
+def _spread_batchnorms(m) -> None:
+    """Batch norms with scales of both signs over two octaves: non-trivial threshold scales and sign flips."""
+    g = torch.Generator().manual_seed(1)
+    for b in m.modules():
+        if isinstance(b, torch.nn.BatchNorm2d):
+            sign = torch.where(torch.rand(b.weight.shape, generator=g) < 0.2, -1.0, 1.0)
+            b.weight.data = sign * (0.5 + 1.5 * torch.rand(b.weight.shape, generator=g))
+            b.running_var.mul_(0.5 + torch.rand(b.running_var.shape, generator=g))
+
+
+@pytest.mark.parametrize("into", ["weights", "thresholds"])
 @pytest.mark.parametrize("T,k,rounding,first,pool", CASES)
-def test_ann_closed_form_and_events_agree_bit_exactly(T, k, rounding, first, pool) -> None:
-    model, pixels = _trained(T, k, rounding, first, pool)
+def test_ann_closed_form_and_events_agree_bit_exactly(T, k, rounding, first, pool, into) -> None:
+    model, pixels = _trained(T, k, rounding, first, pool, into=into)
+    assert any("threshold_scale" in op for op in export_snn(model).ops) == (into == "thresholds")
     ann = copy.deepcopy(model).double()(pixels.double() / 256)
     net = export_snn(model)
     closed, rec_c = simulate_closed_form(net, pixels, keep_times=True)
@@ -94,8 +107,9 @@ def test_export_requires_folded_batchnorm() -> None:
         export_snn(m)
 
 
-def test_snn_file_round_trips_with_weights_only(tmp_path) -> None:
-    model, pixels = _trained()
+@pytest.mark.parametrize("into", ["weights", "thresholds"])
+def test_snn_file_round_trips_with_weights_only(tmp_path, into) -> None:
+    model, pixels = _trained(into=into)
     net = export_snn(model)
     net.save(tmp_path / "snn.pt")
     state = torch.load(tmp_path / "snn.pt", weights_only=True)
@@ -183,3 +197,33 @@ def test_corrected_fold_restores_each_channels_mean_potential_and_stays_exact(fi
     assert plain_gap > 10 * 2.0 ** max(lsb for _, lsb in reference)  # the uncorrected fold did move them
     net = export_snn(corrected)
     assert torch.equal(copy.deepcopy(corrected).double()(pixels.double() / 256), simulate_closed_form(net, pixels)[0])
+
+
+def test_fold_into_thresholds_keeps_what_each_neuron_computes() -> None:
+    """Folding a batch norm into the weights re-quantizes w * gamma / sigma (each channel's gain moves by up to
+    2^(+-1/2)); into per-channel thresholds the weights stay as trained and only the threshold rounds (9
+    significant bits). Layer by layer, on the unfolded network's own inputs, nearly every neuron fires at the
+    step it fired unfolded, and a negative gamma (a sign flip of the channel's weights) changes nothing."""
+    torch.manual_seed(0)
+    m = build_model("small_vgg", 10, 3, 16, width=0.5)
+    _spread_batchnorms(m)
+    m.eval()
+    x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8).double() / 256
+    unfolded = copy.deepcopy(m).double()
+    agree = {}
+    for into in ("weights", "thresholds"):
+        folded = fold_batchnorm(copy.deepcopy(m), into=into).double()
+        same = total = 0
+        h, grid = x, -8
+        with torch.no_grad():
+            for ref, block in zip(unfolded.blocks, folded.blocks):
+                if not isinstance(block, torch.nn.ModuleDict):
+                    h = ref(h)
+                    continue
+                expected = ref["act"](ref["bn"](ref["conv"](h, grid)))
+                got = block["act"](block["conv"](h, grid))
+                same, total = same + int((expected == got).sum()), total + got.numel()
+                h, grid = expected, ref["act"].theta_exponent() - m.code.fraction_bits
+        agree[into] = same / total
+    assert any(float(b.weight.detach().min()) < 0 for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    assert agree["thresholds"] > 0.99 > agree["weights"] + 0.05
