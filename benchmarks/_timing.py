@@ -68,8 +68,8 @@ class LoadCheck:
     """Samples the machine before a benchmark and refuses a loaded one (unless allowed); ``lines()`` samples it
     again after and says whether the figures can be trusted."""
 
-    def __init__(self, allow_load: bool):
-        self.allow = allow_load
+    def __init__(self, allow_load: bool, counts: bool = False):
+        self.allow, self.counts = allow_load, counts  # counts: the figures are counts, which load does not move
         self.before = machine_load()
         if not _quiet(self.before) and not allow_load:
             sys.exit(f"refusing to time on a loaded machine ({_describe(self.before)}); "
@@ -78,7 +78,8 @@ class LoadCheck:
     def lines(self) -> list[str]:
         after = machine_load()
         quiet = _quiet(self.before) and _quiet(after)
-        verdict = "quiet before and after" if quiet else "UNDER LOAD: figures are indicative only, not for the README"
+        verdict = ("quiet before and after" if quiet else "loaded: recorded only, this benchmark's figures are counts"
+                   if self.counts else "UNDER LOAD: figures are indicative only, not for the README")
         return [f"machine: {verdict}", f"  before: {_describe(self.before)}", f"  after:  {_describe(after)}"]
 
 

@@ -99,7 +99,7 @@ def main() -> None:
     p.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of " + ", ".join(ARMS))
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/pruning.txt"))
     args = p.parse_args()
-    load = LoadCheck(allow_load=True)  # counts, not timings: the load is recorded, never refused
+    load = LoadCheck(allow_load=True, counts=True)  # counts, not timings: the load is recorded, never refused
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arms = args.arms.split(",")
     epochs_per_training = args.epochs + 1
