@@ -48,10 +48,10 @@ def _weight(op: dict) -> torch.Tensor:
     return log_decode(op["codes"], op["scale_exp"])
 
 
-def _apply_weights(op: dict, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def _apply_weights(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     if op["op"] == "conv":
-        return F.conv2d(x, w, None, op["stride"], op["padding"])
-    return F.linear(x, w)
+        return F.conv2d(x, w, bias, op["stride"], op["padding"])
+    return F.linear(x, w, bias)
 
 
 def _record_fire(record: SpikeRecord, times: torch.Tensor, T: int, keep_times: bool) -> float:
@@ -85,6 +85,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
     span = PIXEL_FRACTION_BITS  # log2(bound on |activity| / its least significant bit)
     events = float(x.numel())  # layer 1 in pixel mode takes every pixel as a multi-bit input
     error = layer = None  # per-channel bound on |float32 potential - exact potential|; the op and input behind it
+    pair = None  # two exact float32 group sums whose rounded float32 sum is x
     outputs: dict[int, tuple] = {}
     for i, op in enumerate(net.ops):
         kind = op["op"]
@@ -97,14 +98,22 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             bias = torch.ldexp(op["bias"].to(x.device, torch.float64), torch.tensor(op["lsb"], device=x.device))
             shape = (1, -1, 1, 1) if kind == "conv" else (1, -1)
             hidden32 = i != last and x.dtype == torch.float32
-            groups = _exact_groups(op, span) if hidden32 else None
+            groups = _exact_groups(op, span, net.weight_bits) if hidden32 else None
             # a potential that feeds an add stays exact: the exact groups or float64, never the error-bound path
             error = (_error_bound(op, w, bias, magnitude) if hidden32 and groups is None and i not in exact
                      else None)
+            pair = None
             if groups is not None:
+                masks, biases, separate = groups
                 with _ieee_float32(x.device):
-                    parts = _apply_weights(op, x, torch.cat([w * member for member in groups]).float())
-                x = sum(parts.double().chunk(len(groups), dim=1)) + bias.view(shape)
+                    parts = _apply_weights(op, x, torch.cat([w * m for m in masks]).float(), torch.cat(biases))
+                if len(masks) == 1 and separate is None:
+                    x = parts  # exact in float32: the bias is in the group's sums
+                else:  # two exact float32 terms: their float32 sum rounds once (settled at the fire op)
+                    high, low = (parts, separate.view(shape).expand_as(parts)) if separate is not None \
+                        else parts.chunk(2, dim=1)
+                    x = high.double() + low if i in exact else high + low
+                    pair = None if i in exact else (high, low)
                 error = layer = None
                 record.certified += x.numel()
                 record.work["float32 MACs"] += parts.numel() * w[0].numel()
@@ -122,6 +131,9 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             theta_exp, scale = op["theta_exp"], op.get("threshold_scale")
             times = (_times(x, theta_exp, code, scale) if error is None
                      else _certified_times(x, error, theta_exp, code, layer, record, scale))
+            if pair is not None:
+                _settle_rounded_sums(times, x, pair, theta_exp, code, scale, record)
+                pair = None
             events = _record_fire(record, times, T, keep_times)
             bits, magnitude = code.fraction_bits + 1, 2.0**theta_exp  # levels: theta down to 2^-fraction_bits theta
             span = code.fraction_bits
@@ -159,34 +171,93 @@ def _reread(net: SNNNetwork) -> set[int]:
 FLOAT32_BITS = 24  # significand bits of float32
 
 
-def _exact_groups(op: dict, span: int) -> list[torch.Tensor] | None:
-    """Weight masks (one per group of adjacent exponents) whose float32 sums are exact; None if none exist.
+def _exact_groups(op: dict, span: int, weight_bits: int) -> tuple[list, list, torch.Tensor | None] | None:
+    """Weight masks (one per group of adjacent exponents) and bias parts (float32, one per group) whose float32
+    sums are exact, and the bias as a term of its own where it fits no group; None if none exist.
 
     Every product of an activity (a multiple of its LSB, at most 2^span LSBs) and a log weight 2^(s - e) of a
     group whose smallest weight is 2^(s - e1) is an integer number of units LSB * 2^(s - e1), and so is every
     partial sum, which is at most 2^span * sum_i 2^(e1 - e_i) units over a channel's weights in the group. A float32
     sum in any order (BLAS blocks, FMA) of integers that stays within 2^24 is exact, so each group's potential is
-    exact, and so is their float64 sum. Groups are grown greedily from the largest weights while every channel's
+    exact. The bias (an integer of accumulator LSBs) is split between the groups on their units: the first takes
+    its multiple of the first group's unit, the last the rest (on its own unit, or a finer one that divides it),
+    each counted in its group's bound; where that breaks a single group's bound, the bias is its own exact float32
+    term (at most 24 significant bits). Groups are grown greedily from the largest weights while every channel's
     bound holds. With spike activity (span = T - 1 for k = 1) and 5-bit weights this takes one group at T = 4
     and two at T = 8: the layer costs one float32 convolution with 1-2x the channels, and nothing is uncertain."""
     codes = op["codes"].flatten(1).to(torch.int64)
     exponent = codes.abs() - 1  # -1: a zero weight
     emax = int(exponent.max())
-    if emax < 0:
+    if emax < 0 or op["lsb"] < -100:  # no weights; or units that float32 cannot hold (underflow)
         return None
     counts = torch.stack([(exponent == e).sum(1) for e in range(emax + 1)], 1).to(torch.float64)  # channel x e
     budget = 2.0 ** (FLOAT32_BITS - span)
-    groups, first, total = [], 0, counts[:, 0].clone()
+    ranges, first, total = [], 0, counts[:, 0].clone()
     for e in range(1, emax + 2):
         grown = 2 * total + counts[:, e] if e <= emax else None
         if grown is None or float(grown.max()) > budget:  # close the group [first, e - 1]
-            if float(total.max()) > budget or op["lsb"] < -100:  # one exponent is already too much; or underflow
-                return None
-            groups.append(((exponent >= first) & (exponent < e)).view(op["codes"].shape))
+            ranges.append((first, e - 1, total))
             first, total = e, counts[:, e] if e <= emax else None
         else:
             total = grown
-    return groups if len(groups) <= MAX_GROUPS else None
+    if len(ranges) > MAX_GROUPS:
+        return None
+    masks = [((exponent >= lo) & (exponent <= hi)).view(op["codes"].shape) for lo, hi, _ in ranges]
+    bias = op["bias"].to(torch.int64)
+    biases, rest = [], bias
+    for g, (lo, hi, total) in enumerate(ranges):
+        unit = max_exponent(weight_bits) - hi  # the group's unit, in accumulator LSBs: 2^unit
+        part = rest if g == len(ranges) - 1 else (rest >> unit) << unit
+        rest = rest - part
+        nonzero = part[part != 0]
+        while unit > 0 and bool((nonzero % (1 << unit) != 0).any()):  # the rest needs a finer unit
+            total, unit = total * 2, unit - 1
+        if float((total * 2.0**span + part.abs().double() / 2.0**unit).max()) > 2.0**FLOAT32_BITS:
+            break
+        biases.append(_lsbs(part, op["lsb"]))
+    else:
+        return masks, biases, None
+    # the bias does not fit inside the groups: one group without it, and the bias as the second exact term
+    separate = _lsbs(bias, op["lsb"])
+    if len(ranges) > 1 or not torch.equal(separate.double(), _lsbs(bias, op["lsb"], torch.float64)):
+        return None
+    return masks, [torch.zeros_like(separate)], separate
+
+
+def _lsbs(n: torch.Tensor, lsb: int, dtype=torch.float32) -> torch.Tensor:
+    """Integers of accumulator LSBs as values (float32 rounds where they have more than 24 significant bits)."""
+    return torch.ldexp(n.double(), torch.tensor(lsb)).to(dtype)
+
+
+def _settle_rounded_sums(times: torch.Tensor, s: torch.Tensor, pair: tuple, theta_exp: int, code,
+                         scale: torch.Tensor | None, record: SpikeRecord) -> None:
+    """``times`` (of ``s``, the float32 sum of the exact ``pair``) made exact, in place. Rounding to nearest can
+    move a sum across a threshold (float32-exact: at most 18 significant bits) only onto it: a threshold between
+    the exact sum and ``s`` would be nearer than ``s``. So only a sum equal to its step's threshold is unsure; those
+    few are added exactly in float64."""
+    T = code.time_window
+    shape = [1, -1] + [1] * (s.dim() - 2)
+    if code.exact_shift and code.rounding == "floor" and s.dtype in _FLOAT_FIELDS:
+        # thresholds theta scale[c] 2^-t: candidates share the scale's mantissa field (0 without a scale)
+        as_int, mantissa, _ = _FLOAT_FIELDS[s.dtype]
+        field = (1 << mantissa) - 1
+        target = 0 if scale is None else (scale.to(s.device, s.dtype).view(as_int) & field).view(shape)
+        at = (((s.view(as_int) & field) == target) & (times < T)).nonzero(as_tuple=True)
+    else:
+        at = (times < T).nonzero(as_tuple=True)
+    if not len(at[0]):
+        return
+    table = torch.tensor(code.thresholds(), dtype=s.dtype, device=s.device) * 2.0**theta_exp
+    level = table[times[at].long()]
+    if scale is not None:
+        level = level * scale.to(s.device, s.dtype)[at[1]]
+    on = s[at] == level
+    at = tuple(a[on] for a in at)
+    if not len(at[0]):
+        return
+    exact = pair[0][at].double() + pair[1][at].double()
+    times[at] = _times(exact, theta_exp, code, None if scale is None else scale.to(s.device)[at[1]])
+    record.refined += len(at[0])
 
 
 MAX_GROUPS = 2  # beyond this, one float32 pass with an error bound (and a few neurons in float64) is cheaper
