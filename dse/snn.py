@@ -376,8 +376,9 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
         return times.view(-1) if gathered else times
     if fields:
         as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
-        exponent = (v.contiguous().view(as_int) >> mantissa) - bias  # sign-extended: negative v gives < -bias
-        return (theta_exp - exponent).clamp_(0, T).to(torch.int32)  # int32: half the traffic of int64
+        # theta_exp - (exponent field - bias); sign-extended, a negative v gives a field < 0: a step past T
+        times = (theta_exp + bias) - (v.contiguous().view(as_int) >> mantissa)
+        return times.clamp_(0, T).to(torch.int32)  # int32: half the traffic of int64
     below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * 2.0**theta_exp
     return T - torch.bucketize(v.contiguous(), below, right=True, out_int32=True)
 
