@@ -25,8 +25,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dse.atomic import replacing
-from dse.errors import UserError
+from dse.util.atomic import replacing
+from dse.util.errors import UserError
 
 MAX_IMAGE_PIXELS = 40_000_000  # one dataset image: a 12-megapixel photo passes, a decompression bomb does not
 

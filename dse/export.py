@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dse.atomic import write_bytes
-from dse.errors import UserError
+from dse.util.atomic import write_bytes
+from dse.util.errors import UserError
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
 from dse.resnet import ResNet
 from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent

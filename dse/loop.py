@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dse.atomic import write_bytes
+from dse.util.atomic import write_bytes
 from dse.data import augment, batches, subset
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 
 STATE_FORMAT = "dse-train-state/1"

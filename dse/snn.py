@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dse.atomic import write_text
+from dse.util.atomic import write_text
 from dse.export import SNNNetwork
 from dse.models import PIXEL_FRACTION_BITS
 from dse.quant import channel_spike_times, decode, log_decode, max_exponent, spike_times

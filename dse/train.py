@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dse.atomic import write_bytes, write_text
+from dse.util.atomic import write_bytes, write_text
 from dse import loop
 from dse.data import DATASET_NAMES, Dataset, batches, hold_out, load_dataset, subset
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 from dse.networks import NETWORK_NAMES as MODEL_NAMES, build_model
 from dse.resnet import RESNET_CONFIGS
-from dse.progress import bar, batch_count
+from dse.util.progress import bar, batch_count
 from dse.snn import spike_statistics, write_spike_statistics
 from hwmodel import brief
 

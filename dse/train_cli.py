@@ -7,8 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from dse import flags
-from dse.errors import UserError
+from dse.util import flags
+from dse.util.errors import UserError
 
 
 _HELP = {"max_train_images": "train on N images only (class-balanced, seeded draw), 0 = all ",
@@ -116,7 +116,7 @@ def _evaluate(args) -> int:
     import torch
 
     from dse.data import batches, subset
-    from dse.progress import bar, batch_count
+    from dse.util.progress import bar, batch_count
     from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
     from dse.train import load_checkpoint, measure, resolve_device
 

@@ -14,7 +14,7 @@ import pytest
 import dse
 import hwmodel
 from dse.data import DATASET_NAMES, DATASETS
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.networks import NETWORK_NAMES, NETWORKS, build_model
 from dse.search import objectives, samplers
 from dse.search.cache import code_version, source_digest

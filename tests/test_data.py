@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from dse.data import augment, batches, load_dataset
-from dse.errors import UserError
+from dse.util.errors import UserError
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

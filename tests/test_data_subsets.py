@@ -11,7 +11,7 @@ import torch
 
 from dse.cli import main
 from dse.data import Split, balanced, hold_out, load_dataset, subset
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.train import TrainSpec, train_and_evaluate
 
 

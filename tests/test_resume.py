@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.loop import STATE_FILE
 from dse.train import TrainSpec, train_and_evaluate
 

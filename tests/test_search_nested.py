@@ -189,7 +189,7 @@ resources: {cpus: 1}
 
 
 def test_an_optional_dataset_without_files_is_reported_missing_and_kept_missing_on_resume(ray_local, tmp_path) -> None:
-    from dse.errors import UserError
+    from dse.util.errors import UserError
 
     space = load_space(write_space(tmp_path, OPTIONAL))
     data = tmp_path / "data"

@@ -107,7 +107,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(ray_local, tmp_path) 
 
 
 def test_existing_study_needs_resume_and_other_studies_are_refused(ray_local, tmp_path) -> None:
-    from dse.errors import UserError
+    from dse.util.errors import UserError
 
     space, _ = _space(tmp_path, HW_SPACE.format(study="mine", extra="budget: {n_trials: 2}"))
     run_search(space, RunOptions(results_dir=tmp_path, progress=False))

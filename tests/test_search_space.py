@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.search.space import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import yaml
 
 import hwmodel
 from dse.cli import main as dse_main
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.search.space import Constraint, load_space, parse_space, study_storage
 from hwmodel.cli import main as hwmodel_main
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import build_model, fold_batchnorm
 from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics

@@ -12,7 +12,7 @@ import torch
 
 import hwmodel
 from dse.data import batches, load_dataset
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.export import SNNNetwork
 from dse.snn import simulate_closed_form, simulate_events
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate

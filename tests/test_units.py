@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dse.units import duration, human, human_metric, key, si_dict, to_si
+from dse.util.units import duration, human, human_metric, key, si_dict, to_si
 
 
 @pytest.mark.parametrize("value, unit, text", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dse import flags
+from dse.util import flags
 
 
 def register(subparsers) -> None:
@@ -133,7 +133,7 @@ def _pareto(args) -> int:
 def _status(args) -> int:
     import optuna
 
-    from dse import units
+    from dse.util import units
     from dse.search.export import front, hypervolume_history
 
     space, study = _results(args)
@@ -164,8 +164,8 @@ def _status(args) -> int:
 
 
 def _show(args) -> int:
-    from dse import units
-    from dse.errors import UserError
+    from dse.util import units
+    from dse.util.errors import UserError
     from dse.search.export import feasible
     from dse.search.resolve import describe
 
@@ -188,7 +188,7 @@ def _sweep(args) -> int:
     import time
 
     from dse.search.sweep import sweep_study
-    from dse.units import duration
+    from dse.util.units import duration
 
     space, study = _results(args)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 
 AUTH_HELP = ("if the cluster uses token authentication, copy the head's ~/.ray/auth_token to this machine "
              "or set RAY_AUTH_TOKEN (docs/cluster.md)")

@@ -27,7 +27,7 @@ import numpy as np
 import optuna
 import yaml
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 from hwmodel import ConfigError, load_yaml, read_text
 from dse.search import cluster, fidelity, samplers
 from dse.search.cache import default_cache_dir

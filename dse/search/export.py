@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from dse import units
-from dse.atomic import replacing, write_text
+from dse.util import units
+from dse.util.atomic import replacing, write_text
 from dse.search.resolve import describe
 from dse.search.space import OBJECTIVES, SearchSpace
 

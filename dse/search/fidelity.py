@@ -24,7 +24,7 @@ from typing import Any
 
 import optuna
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 
 PRUNERS = ("none", "successive_halving", "hyperband")
 VERDICT_WAIT_S = 600.0  # a worker waits this long for the driver's verdict, then trains on (never stuck)

@@ -18,7 +18,7 @@ import uuid
 
 import optuna
 
-from dse.errors import UserError
+from dse.util.errors import UserError
 
 KEY = "driver_lease"
 LEASE_S = 60.0  # a lease not renewed for this long belongs to a driver that is gone

@@ -29,7 +29,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 import hwmodel
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.records import add_finished
 from dse.search.resolve import design, resolve

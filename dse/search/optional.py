@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 
 from dse.data import _SOURCES, default_data_dir
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.search.space import SearchSpace
 
 ATTR = "missing_workloads"

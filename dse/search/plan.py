@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from dse.data import validation_size
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.search.cluster import describe, fitting_nodes
 from dse.search.space import SearchSpace
 from dse.train import TrainSpec
@@ -128,7 +128,7 @@ def make_plan(space: SearchSpace, epoch_seconds: float | None = None, device: st
 
 
 def report(space: SearchSpace, plan: Plan, nodes: list[dict[str, float]], where: str) -> list[str]:
-    from dse.units import duration, sig3
+    from dse.util.units import duration, sig3
 
     cpus, gpus = space.cpus_per_trial, space.gpus_per_trial
     hours = plan.training_hours

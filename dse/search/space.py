@@ -21,7 +21,7 @@ import yaml
 
 import hwmodel
 from dse.data import DATASET_NAMES
-from dse.errors import UserError
+from dse.util.errors import UserError
 from dse.networks import NETWORK_NAMES as MODEL_NAMES
 from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner

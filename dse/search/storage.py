@@ -15,8 +15,8 @@ from pathlib import Path
 
 import optuna
 
-from dse.atomic import write_text
-from dse.errors import UserError
+from dse.util.atomic import write_text
+from dse.util.errors import UserError
 from hwmodel import brief, load_yaml, read_text
 
 RECORD = "study.yaml"

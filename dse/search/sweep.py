@@ -16,10 +16,10 @@ import numpy as np
 import optuna
 
 import hwmodel
-from dse import units
-from dse.atomic import replacing
-from dse.errors import UserError
-from dse.progress import bar
+from dse.util import units
+from dse.util.atomic import replacing
+from dse.util.errors import UserError
+from dse.util.progress import bar
 from dse.search.export import pareto_mask, to_minimization
 from dse.search.resolve import resolve
 from dse.search.objectives import OBJECTIVES
