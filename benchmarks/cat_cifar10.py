@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from dse.data import batches, load_dataset
+from dse.data.batches import batches
+from dse.data.registry import load_dataset
 from dse.snn import simulate_closed_form, simulate_events
 from dse.train import TrainResult, TrainSpec, load_checkpoint, measure, train_and_evaluate
 

@@ -18,7 +18,7 @@ import torch
 
 from _timing import LoadCheck, add_load_option, interleaved, report
 from dse import loop
-from dse.data import load_dataset
+from dse.data.registry import load_dataset
 from dse.train import TrainSpec, build_for
 
 

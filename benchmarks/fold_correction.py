@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from dse import loop
-from dse.data import load_dataset, subset
+from dse.data.registry import load_dataset
+from dse.data.splits import subset
 from dse.models import PIXEL_FRACTION_BITS, fold_batchnorm
 from dse.train import TrainSpec, build_for
 

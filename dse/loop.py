@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from dse.util.atomic import write_bytes
-from dse.data import augment, batches, subset
+from dse.data.batches import augment, batches
+from dse.data.splits import subset
 from dse.util.errors import UserError
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 

@@ -21,7 +21,10 @@ import torch.nn.functional as F
 
 from dse.util.atomic import write_bytes, write_text
 from dse import loop
-from dse.data import DATASET_NAMES, Dataset, batches, hold_out, load_dataset, subset
+from dse.data.registry import DATASET_NAMES, load_dataset
+from dse.data.dataset import Dataset
+from dse.data.batches import batches
+from dse.data.splits import hold_out, subset
 from dse.util.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
@@ -79,7 +82,7 @@ class TrainSpec:
     seed: int = 0
     max_train_images: int = 0  # 0 = all (after the validation images are held out)
     max_test_images: int = 0
-    # held out of the training data, never trained on (dse.data.hold_out); -1: a tenth, at most 5,000; 0: none
+    # held out of the training data, never trained on (dse.data.splits.hold_out); -1: a tenth, at most 5,000; 0: none
     validation_images: int = -1
     coarse_labels: bool = False  # CIFAR-100 only
 

@@ -115,7 +115,8 @@ def _processor_accumulator_bits(arch_name: str, spec, doc: dict) -> int:
 def _evaluate(args) -> int:
     import torch
 
-    from dse.data import batches, subset
+    from dse.data.batches import batches
+    from dse.data.splits import subset
     from dse.util.progress import bar, batch_count
     from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
     from dse.train import load_checkpoint, measure, resolve_device

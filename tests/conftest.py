@@ -58,7 +58,7 @@ def cifar10_data_dir(shared_datasets) -> Path:
     import sys
     import tempfile
 
-    from dse.data import default_data_dir
+    from dse.data.registry import default_data_dir
 
     root = default_data_dir()
     folder = root / "cifar-10-batches-py"

@@ -20,7 +20,7 @@ from test_bad_inputs import CASES, run_case  # noqa: E402
 
 
 def _real_cifar10() -> Path | None:
-    from dse.data import default_data_dir
+    from dse.data.registry import default_data_dir
 
     root = default_data_dir()
     return root if (root / "cifar-10-batches-py" / "test_batch").is_file() else None

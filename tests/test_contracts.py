@@ -13,7 +13,7 @@ import pytest
 
 import dse
 import hwmodel
-from dse.data import DATASET_NAMES, DATASETS
+from dse.data.registry import DATASET_NAMES, DATASETS
 from dse.util.errors import UserError
 from dse.networks import NETWORK_NAMES, NETWORKS, build_model
 from dse.search import objectives, samplers
@@ -68,7 +68,7 @@ def test_every_network_name_builds_a_network_of_its_family() -> None:
 
 def test_every_dataset_name_has_a_loader() -> None:
     assert DATASET_NAMES == tuple(DATASETS) and all(callable(f) for f in DATASETS.values())
-    from dse.data import load_dataset
+    from dse.data.registry import load_dataset
 
     digits = load_dataset("digits")
     assert digits.num_classes == 10 and digits.fingerprint

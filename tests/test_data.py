@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dse.data import augment, batches, load_dataset
+from dse.data.batches import augment, batches
+from dse.data.registry import load_dataset
 from dse.util.errors import UserError
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

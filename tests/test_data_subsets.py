@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from dse.cli import main
-from dse.data import Split, balanced, hold_out, load_dataset, subset
+from dse.data.dataset import Split
+from dse.data.splits import balanced, hold_out, subset
+from dse.data.registry import load_dataset
 from dse.util.errors import UserError
 from dse.train import TrainSpec, train_and_evaluate
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dse.train as train
-from dse.data import subset
+from dse.data.splits import subset
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, measure, train_and_evaluate
 
 SPEC = TrainSpec(dataset="digits", model="tiny_vgg", epochs=2, batch_size=64, max_train_images=600, max_test_images=200)

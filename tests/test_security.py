@@ -148,7 +148,7 @@ def test_malicious_dataset_pickle_is_refused_and_runs_nothing(tmp_path) -> None:
     """A CIFAR batch is a pickle by format; one that imports anything but numpy's array pieces is refused."""
     import numpy as np
 
-    from dse.data import load_dataset
+    from dse.data.registry import load_dataset
 
     marker = tmp_path / "marker"
     folder = tmp_path / "cifar-10-batches-py"

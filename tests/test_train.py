@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import hwmodel
-from dse.data import batches, load_dataset
+from dse.data.batches import batches
+from dse.data.registry import load_dataset
 from dse.util.errors import UserError
 from dse.export import SNNNetwork
 from dse.snn import simulate_closed_form, simulate_events

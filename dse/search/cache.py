@@ -1,7 +1,7 @@
 """Train once, price many: trained networks on disk, keyed by everything that shapes them.
 
 The key hashes the full TrainSpec, the content fingerprint of the dataset as decoded
-(``dse.data.content_hash``), the dse version and the source of every module outside ``dse.search`` (``code_version``), so
+(``dse.data.dataset.content_hash``), the dse version and the source of every module outside ``dse.search`` (``code_version``), so
 neither other data under the same name nor a code change ever serves a stale network. Entries are
 trained in ``.partial-<key>`` (resumable after a lost worker) and renamed into place: when two workers
 finish the same key at once, the first rename wins and the other discards its copy. The cache is
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import dse
-from dse.data import load_dataset
+from dse.data.registry import load_dataset
 from dse.train import TrainResult, TrainSpec, train_and_evaluate
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import optuna
 
-from dse.data import _SOURCES, default_data_dir
+from dse.data.download import SOURCES
+from dse.data.registry import default_data_dir
 from dse.util.errors import UserError
 from dse.search.space import SearchSpace
 
@@ -23,8 +24,8 @@ ATTR = "missing_workloads"
 def missing(space: SearchSpace, data_dir: str | None) -> list[str]:
     """The optional workloads whose dataset's folder is absent."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return [w.name for w in space.workloads if w.optional and w.train["dataset"] in _SOURCES
-            and not (root / _SOURCES[w.train["dataset"]][2]).exists()]
+    return [w.name for w in space.workloads if w.optional and w.train["dataset"] in SOURCES
+            and not (root / SOURCES[w.train["dataset"]][2]).exists()]
 
 
 def without(space: SearchSpace, names) -> SearchSpace:

@@ -12,7 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from dse.data import validation_size
+from dse.data.splits import validation_size
 from dse.util.errors import UserError
 from dse.search.cluster import describe, fitting_nodes
 from dse.search.space import SearchSpace

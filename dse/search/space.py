@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 import hwmodel
-from dse.data import DATASET_NAMES
+from dse.data.registry import DATASET_NAMES
 from dse.util.errors import UserError
 from dse.networks import NETWORK_NAMES as MODEL_NAMES
 from dse.search import objectives as objectives_registry, samplers
