@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from _timing import LoadCheck, add_load_option, interleaved, report
-from dse.models import build_model
+from dse.network.registry import build_model
 
 
 def step_fn(model, opt, x, y):

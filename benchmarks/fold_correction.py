@@ -19,7 +19,8 @@ import torch
 from dse import loop
 from dse.data.registry import load_dataset
 from dse.data.splits import subset
-from dse.models import PIXEL_FRACTION_BITS, fold_batchnorm
+from dse.network.fold import fold_batchnorm
+from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.train import TrainSpec, build_for
 
 

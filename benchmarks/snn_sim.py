@@ -22,8 +22,8 @@ import torch
 
 from _timing import LoadCheck, add_load_option, interleaved, report
 from dse.export import export_snn
-from dse.models import fold_batchnorm
-from dse.networks import build_model
+from dse.network.fold import fold_batchnorm
+from dse.network.registry import build_model
 from dse.snn import simulate_closed_form, simulate_events
 
 
@@ -48,7 +48,7 @@ def calibrated(model, pixels):
 def _calibrated_by_hooks(model, x):
     """The same rule for any graph: each CAT activation in forward (module) order reads its input through a
     hook on one forward pass, with the earlier activations already set."""
-    from dse.quant import CATActivation
+    from dse.network.quant import CATActivation
 
     for act in [m for m in model.modules() if isinstance(m, CATActivation)][1 if model.input_code else 0:]:
         seen = []

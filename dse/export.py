@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dse.network.fold import fold_batchnorm
+from dse.network.layers import PIXEL_FRACTION_BITS
+from dse.network.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
+from dse.network.resnet import ResNet
+from dse.network.vgg import VGG
 from dse.util.atomic import write_bytes
 from dse.util.errors import UserError
-from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm
-from dse.resnet import ResNet
-from dse.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
 
 FORMAT = "dse-snn/2"  # 2: a fire op may hold a per-channel threshold_scale
 READABLE = ("dse-snn/1", FORMAT)
@@ -31,7 +33,7 @@ EXACT_BITS = 52  # float64 sums of dyadic values are exact while they fit in 52 
 class SNNNetwork:
     """A TTFS SNN as the processor holds it: a layer graph. ``ops`` run in order, each on the previous op's
     output unless it names another (``input``: an earlier op's index); ``add`` sums the outputs of its
-    ``inputs``, ``shortcut`` subsamples spikes and pads channels (dse.resnet). See docs/cat-snn.md."""
+    ``inputs``, ``shortcut`` subsamples spikes and pads channels (dse.network.resnet). See docs/cat-snn.md."""
 
     code: SpikeCode
     weight_bits: int
@@ -166,7 +168,7 @@ def export_snn(model: VGG | ResNet) -> SNNNetwork:
     if model.activation != "cat":
         raise UserError("export_snn needs a CAT network; use convert_relu for a ReLU network")
     if not model.folded:
-        raise UserError("fold the batch norms first (dse.models.fold_batchnorm) and fine-tune; export is exact only then")
+        raise UserError("fold the batch norms first (dse.network.fold.fold_batchnorm) and fine-tune; export is exact only then")
     if isinstance(model, ResNet):
         return _export_resnet(model, model.weight_bits)
     thetas = [b["act"].theta_exponent() for b in model.blocks if isinstance(b, nn.ModuleDict)]

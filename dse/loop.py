@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dse.util.atomic import write_bytes
 from dse.data.batches import augment, batches
 from dse.data.splits import subset
+from dse.network.fold import fold_batchnorm, folded_into
+from dse.network.layers import PIXEL_FRACTION_BITS
+from dse.network.vgg import VGG
+from dse.util.atomic import write_bytes
 from dse.util.errors import UserError
-from dse.models import PIXEL_FRACTION_BITS, VGG, fold_batchnorm, folded_into
 
 STATE_FORMAT = "dse-train-state/1"
 STATE_FILE = "train_state.pt"

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dse.util.atomic import write_text
 from dse.export import SNNNetwork
-from dse.models import PIXEL_FRACTION_BITS
-from dse.quant import channel_spike_times, decode, log_decode, max_exponent, spike_times
-from dse.resnet import shortcut
+from dse.network.layers import PIXEL_FRACTION_BITS
+from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent, spike_times
+from dse.network.resnet import shortcut
+from dse.util.atomic import write_text
 
 
 @dataclass
@@ -362,10 +362,10 @@ _FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.in
 
 
 def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """``dse.quant.spike_times`` in one pass, exact. For k = 1 and floor thresholds (theta 2^-t) the step is
+    """``dse.network.quant.spike_times`` in one pass, exact. For k = 1 and floor thresholds (theta 2^-t) the step is
     theta_exp - floor(log2 v), read off the float's exponent field (zero, negative and subnormal potentials fall
     below the window); otherwise T minus the number of thresholds at or below v (a table search). ``scale``: a
-    threshold per channel (dim 1, or the one dimension of a gathered vector), ``dse.quant.channel_spike_times``."""
+    threshold per channel (dim 1, or the one dimension of a gathered vector), ``dse.network.quant.channel_spike_times``."""
     T = code.time_window
     fields = code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS
     if scale is not None:
@@ -399,7 +399,7 @@ def _scaled_exponent_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch
 
 
 def _decode(times: torch.Tensor, theta_exp: int, code, dtype: torch.dtype) -> torch.Tensor:
-    """``dse.quant.decode``: theta 2^-t (0 for t = T) built in the float's exponent field for k = 1, floor."""
+    """``dse.network.quant.decode``: theta 2^-t (0 for t = T) built in the float's exponent field for k = 1, floor."""
     as_int, mantissa, bias = _FLOAT_FIELDS.get(dtype, (None, 0, 0))
     if not (code.exact_shift and code.rounding == "floor" and as_int
             and theta_exp - code.time_window > -bias):  # every level a normal float

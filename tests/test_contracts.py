@@ -14,11 +14,11 @@ import pytest
 import dse
 import hwmodel
 from dse.data.registry import DATASET_NAMES, DATASETS
-from dse.util.errors import UserError
-from dse.networks import NETWORK_NAMES, NETWORKS, build_model
+from dse.network.registry import NETWORK_NAMES, NETWORKS, build_model
 from dse.search import objectives, samplers
 from dse.search.cache import code_version, source_digest
 from dse.search.space import AGGREGATES, OBJECTIVES, SAMPLERS
+from dse.util.errors import UserError
 
 SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
                    "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dse.export import SNNNetwork
-from dse.quant import SpikeCode, _cat_floor_pow2, _fused_kernels, cat_reference, log_decode, log_encode
+from dse.network.quant import SpikeCode, _cat_floor_pow2, _fused_kernels, cat_reference, log_decode, log_encode
 from dse.snn import simulate_closed_form, simulate_events
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
 
@@ -41,7 +41,7 @@ def test_fused_cat_kernels_compile_for_the_gpu_and_equal_eager() -> None:
     forward, backward, backward_x = _fused_kernels()
     assert torch.equal(forward(x, theta, theta / 128), _cat_floor_pow2(x, theta, theta / 128))
     grad = torch.randn_like(x)
-    from dse.quant import _cat_grads
+    from dse.network.quant import _cat_grads
 
     (gx, gt), (ex, et) = backward(grad, x, theta), _cat_grads(grad, x, theta)
     assert torch.equal(gx, ex) and torch.equal(backward_x(grad, x, theta), ex)

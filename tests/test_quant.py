@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from dse.quant import (CATActivation, SpikeCode, cat_reference, decode, fused_kernels_available, log_decode, log_encode,
-                       max_exponent, quantize_log_weights, spike_times, weight_scale_exponent)
+from dse.network.quant import (CATActivation, SpikeCode, cat_reference, decode, fused_kernels_available, log_decode,
+                               log_encode, max_exponent, quantize_log_weights, spike_times, weight_scale_exponent)
 
 CODES = [SpikeCode(T, k, r) for T, k, r in itertools.product((1, 4, 8, 16), (1, 2), ("floor", "round"))]
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 import hwmodel
 from dse.export import SNNNetwork, export_snn
-from dse.models import fold_batchnorm
-from dse.networks import build_model
+from dse.network.fold import fold_batchnorm
+from dse.network.registry import build_model
 from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics
 
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"))) + [(16, 1, "floor", "pixels")]

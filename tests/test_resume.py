@@ -13,9 +13,9 @@ import time
 import pytest
 import torch
 
-from dse.util.errors import UserError
 from dse.loop import STATE_FILE
 from dse.train import TrainSpec, train_and_evaluate
+from dse.util.errors import UserError
 
 # CAT with every phase: full-precision pre-training, CAT, folded fine-tune (kills land in any of them)
 SPEC = dict(dataset="digits", model="tiny_vgg", epochs=30, pretrain_epochs=6, finetune_epochs=4, batch_size=32,
@@ -64,7 +64,7 @@ def test_a_state_of_another_spec_is_refused_not_resumed(tmp_path) -> None:
     train_and_evaluate(spec, tmp_path, progress=False, threads=1)
     (tmp_path / "metrics.json").unlink()
     from dse.loop import TrainState
-    from dse.models import build_model
+    from dse.network.registry import build_model
 
     model = build_model("tiny_vgg", 10, 1, 8)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -101,7 +101,7 @@ def test_a_state_recorded_before_a_field_existed_resumes_as_the_training_it_was(
     """A training state written before validation_images and fold existed trained on every image with the plain
     fold: it resumes under exactly that spec, and is refused under today's defaults."""
     from dse.loop import TrainState
-    from dse.models import build_model
+    from dse.network.registry import build_model
     from dse.train import TrainSpec
 
     old = TrainSpec(dataset="digits", model="tiny_vgg", epochs=1, validation_images=0, fold="plain")

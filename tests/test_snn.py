@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dse.util.errors import UserError
 from dse.export import SNNNetwork, convert_relu, export_snn
-from dse.models import build_model, fold_batchnorm
+from dse.network.fold import fold_batchnorm
+from dse.network.registry import build_model
 from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics
+from dse.util.errors import UserError
 
 # every option on, against the default: T x k x rounding x first layer x pooling, 2 x 2 x 2 x 2 x 2 (+ T=16)
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"), ("max", "avg"))) + [
@@ -86,7 +87,7 @@ def test_max_pool_forwards_the_earliest_spike() -> None:
     pooled_ops = [i for i, op in enumerate(net.ops) if op["op"] == "maxpool"]
     assert pooled_ops
     # decoded values: max of decoded spikes == decoded earliest spike (decode is decreasing in t)
-    from dse.quant import decode
+    from dse.network.quant import decode
 
     theta = 2.0 ** net.ops[1]["theta_exp"]
     assert torch.equal(F.max_pool2d(decode(times, theta, net.code), 2), decode(earliest.long(), theta, net.code))

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-import dse.snn as snn
 from dse.export import SNNNetwork, export_snn
-from dse.quant import SpikeCode
+from dse.network.quant import SpikeCode
+import dse.snn as snn
 from dse.snn import simulate_closed_form, simulate_events
 from test_snn import CASES, _trained
 

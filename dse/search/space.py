@@ -21,11 +21,11 @@ import yaml
 
 import hwmodel
 from dse.data.registry import DATASET_NAMES
-from dse.util.errors import UserError
-from dse.networks import NETWORK_NAMES as MODEL_NAMES
+from dse.network.registry import NETWORK_NAMES as MODEL_NAMES
 from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner
 from dse.train import TrainSpec
+from dse.util.errors import UserError
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 
 # name -> (direction, unit, scale from the trial's SI value), from the registry (dse.search.objectives)

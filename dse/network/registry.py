@@ -1,7 +1,7 @@
 """The network registry: every trainable family's names and the one factory that builds each.
 
 A network is a ``torch.nn.Module`` with the interface ``dse.train`` and ``dse.export`` use: ``forward``,
-``folded``, ``fold_batchnorm`` (through ``dse.models.fold_batchnorm``), ``set_pretraining``,
+``folded``, ``fold_batchnorm`` (through ``dse.network.fold.fold_batchnorm``), ``set_pretraining``,
 ``fuse_activations`` and the attributes ``activation``, ``code``, ``weight_bits``, ``first_layer`` and
 ``input_shape``. Its SNN is a layer graph (``dse.export``: conv, linear, pools, flatten, shortcut, add, fire).
 Adding a family: its module, one entry per name below, and its case in ``dse.export.export_snn``.
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from dse.models import VGG, VGG_CONFIGS
-from dse.quant import SpikeCode
-from dse.resnet import RESNET_CONFIGS, ResNet
+from dse.network.quant import SpikeCode
+from dse.network.resnet import RESNET_CONFIGS, ResNet
+from dse.network.vgg import VGG, VGG_CONFIGS
 
 
 def _vgg(name: str) -> Callable[..., nn.Module]:

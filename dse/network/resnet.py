@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.models import PIXEL_FRACTION_BITS, VGG, LogLayer, fold_unit, potential_scale
-from dse.quant import CATActivation, SpikeCode
+from dse.network.fold import fold_units
+from dse.network.layers import PIXEL_FRACTION_BITS, LogLayer
+from dse.network.quant import CATActivation, SpikeCode
+from dse.network.vgg import VGG
 
 # (stem channels, [(channels, stride) per block]); every block's channels are a multiple of its input's
 RESNET_CONFIGS: dict[str, tuple[int, list[tuple[int, int]]]] = {
@@ -106,44 +108,6 @@ class ResNet(nn.Module):
 
     @torch.no_grad()
     def fold_batchnorm(self, calibration: torch.Tensor | None = None, into: str = "weights") -> ResNet:
-        """``dse.models.fold_batchnorm`` for this network: see ``fold_units``."""
+        """``dse.network.fold.fold_batchnorm`` for this network: see ``fold_units`` there."""
         return fold_units(self, calibration, into)
 
-
-@torch.no_grad()
-def fold_units(model: nn.Module, calibration: torch.Tensor | None = None, into: str = "weights",
-               batch: int = 500) -> nn.Module:
-    """Fold each unit's batch norm into its conv (in place), for any network that lists its ``units()``.
-
-    With ``calibration`` images, the bias correction of ``dse.models.fold_batchnorm``: unit by unit, in
-    forward order, each folded conv's bias is shifted per channel by the mean difference between the unfolded
-    network's batch-norm output and the folded conv's output on those images, the folded network's earlier
-    units already corrected. The potentials are read by forward hooks, so the graph (residual additions
-    included) is whatever the network's forward is. ``into="thresholds"``: units with their own activation fold
-    into its per-channel thresholds; a unit whose potential feeds an add (a shortcut's spikes join it unscaled)
-    folds into its weights.
-    """
-    import copy
-
-    reference = copy.deepcopy(model).eval() if calibration is not None else None
-    for unit in model.units():
-        if isinstance(unit["bn"], nn.Identity):
-            continue
-        fold_unit(unit, into)
-    if reference is None:
-        return model
-    model.eval()
-    for ref_unit, unit in zip(reference.units(), model.units()):
-        seen: dict[str, torch.Tensor] = {}
-        hooks = [ref_unit["bn"].register_forward_hook(lambda m, i, o: seen.__setitem__("ref", o)),
-                 unit["conv"].register_forward_hook(lambda m, i, o: seen.__setitem__("fold", o))]
-        shift = 0.0
-        for i in range(0, len(calibration), batch):
-            reference(calibration[i:i + batch])
-            model(calibration[i:i + batch])
-            shift = shift + (seen["ref"] * potential_scale(unit) - seen["fold"]).sum(dim=(0, 2, 3))
-        for hook in hooks:
-            hook.remove()
-        out = seen["fold"]
-        unit["conv"].op.bias += shift / (len(calibration) * out.shape[2] * out.shape[3])
-    return model
