@@ -21,7 +21,8 @@ import torch
 
 from dse.data.batches import batches
 from dse.data.registry import load_dataset
-from dse.snn import simulate_closed_form, simulate_events
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
 from dse.train import TrainResult, TrainSpec, load_checkpoint, measure, train_and_evaluate
 
 
@@ -36,7 +37,7 @@ def trained(spec: TrainSpec, work: Path, data_dir, threads: int) -> TrainResult:
 
 def event_agreement(snn_path: Path, split, limit: int, batch_size: int = 250) -> tuple[float, int, int]:
     """Fraction of the first ``limit`` test images (0: all) whose event-driven logits equal the closed form's."""
-    from dse.export import SNNNetwork
+    from dse.snn.network import SNNNetwork
 
     net = SNNNetwork.load(snn_path)
     if limit and limit < len(split.labels):

@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 from _timing import LoadCheck, add_load_option, interleaved, report
-from dse.export import export_snn
 from dse.network.fold import fold_batchnorm
 from dse.network.registry import build_model
-from dse.snn import simulate_closed_form, simulate_events
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.export import export_snn
 
 
 @torch.no_grad()

@@ -24,13 +24,14 @@ from dse.data.batches import batches
 from dse.data.dataset import Dataset
 from dse.data.registry import DATASET_NAMES, load_dataset
 from dse.data.splits import hold_out, subset
-from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.network.fold import fold_batchnorm, folded_into
 from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.registry import NETWORK_NAMES as MODEL_NAMES, build_model
 from dse.network.resnet import RESNET_CONFIGS
 from dse.network.vgg import VGG
-from dse.snn import spike_statistics, write_spike_statistics
+from dse.snn.export import convert_relu, export_snn
+from dse.snn.network import SNNNetwork
+from dse.snn.statistics import spike_statistics, write_spike_statistics
 from dse.util.atomic import write_bytes, write_text
 from dse.util.errors import UserError
 from dse.util.progress import bar, batch_count

@@ -117,9 +117,11 @@ def _evaluate(args) -> int:
 
     from dse.data.batches import batches
     from dse.data.splits import subset
-    from dse.util.progress import bar, batch_count
-    from dse.snn import simulate_closed_form, simulate_events, write_spike_statistics
+    from dse.snn.closed_form import simulate_closed_form
+    from dse.snn.events import simulate_events
+    from dse.snn.statistics import write_spike_statistics
     from dse.train import load_checkpoint, measure, resolve_device
+    from dse.util.progress import bar, batch_count
 
     if args.threads:
         torch.set_num_threads(args.threads)

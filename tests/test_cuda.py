@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dse.export import SNNNetwork
 from dse.network.quant import SpikeCode, _cat_floor_pow2, _fused_kernels, cat_reference, log_decode, log_encode
-from dse.snn import simulate_closed_form, simulate_events
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.network import SNNNetwork
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

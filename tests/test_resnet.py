@@ -11,10 +11,13 @@ import torch
 import torch.nn.functional as F
 
 import hwmodel
-from dse.export import SNNNetwork, export_snn
 from dse.network.fold import fold_batchnorm
 from dse.network.registry import build_model
-from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.export import export_snn
+from dse.snn.network import SNNNetwork
+from dse.snn.statistics import workload_layers, spike_statistics
 
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"))) + [(16, 1, "floor", "pixels")]
 
@@ -107,7 +110,7 @@ def test_workload_has_add_layers_and_prices(tmp_path) -> None:
     names = [l["name"] for l in doc["layers"]]
     assert names == ["conv1", "block1_conv1", "block1_conv2", "block1_add", "block2_conv1", "block2_conv2",
                      "block2_add", "block3_conv1", "block3_conv2", "block3_add", "pool", "fc"]
-    assert names == [l["name"] for l in layer_table(net)]
+    assert names == [l["name"] for l in workload_layers(net)]
     adds = [l for l in doc["layers"] if l["type"] == "add"]
     assert [a["input"] for a in adds] == ["conv1", "block1_add", "block2_add"]
     _, rec = simulate_closed_form(net, pixels)

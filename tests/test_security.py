@@ -18,8 +18,8 @@ import yaml
 
 import hwmodel
 from dse.cli import main as dse_main
-from dse.util.errors import UserError
 from dse.search.space import Constraint, load_space, parse_space, study_storage
+from dse.util.errors import UserError
 from hwmodel.cli import main as hwmodel_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, fmt)
         path.write_bytes(pickle.dumps(payload, protocol=2))
     err = one_error_line(capsys, dse_main(["evaluate", str(path)]))
     assert f"{path}: refused: the file asks to load Python objects" in err and "GLOBAL posix.system" in err
-    from dse.export import SNNNetwork  # the SNN file reader: same rule
+    from dse.snn.network import SNNNetwork  # the SNN file reader: same rule
 
     with pytest.raises(UserError, match="not a loadable SNN file"):
         SNNNetwork.load(path)

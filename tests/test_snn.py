@@ -9,10 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dse.export import SNNNetwork, convert_relu, export_snn
 from dse.network.fold import fold_batchnorm
 from dse.network.registry import build_model
-from dse.snn import layer_table, simulate_closed_form, simulate_events, spike_statistics
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.export import convert_relu, export_snn
+from dse.snn.network import SNNNetwork
+from dse.snn.statistics import workload_layers, spike_statistics
 from dse.util.errors import UserError
 
 # every option on, against the default: T x k x rounding x first layer x pooling, 2 x 2 x 2 x 2 x 2 (+ T=16)
@@ -156,7 +159,7 @@ def test_spike_statistics_document_matches_the_schema_and_the_simulator() -> Non
     convs = [l for l in doc["layers"] if l["type"] == "conv"]
     assert [l["output_spikes"] * len(pixels) for l in convs] == pytest.approx(rec.output_spikes, rel=1e-12)
     assert doc["layers"][0]["input_spikes"] == 3 * 8 * 8  # pixel mode: every pixel is an input
-    assert [l["name"] for l in doc["layers"]] == [l["name"] for l in layer_table(net)]
+    assert [l["name"] for l in doc["layers"]] == [l["name"] for l in workload_layers(net)]
     shapes = [tuple(l["in_shape"]) for l in doc["layers"]]
     assert shapes[0] == (3, 8, 8)
 

@@ -7,10 +7,12 @@ import copy
 import pytest
 import torch
 
-from dse.export import SNNNetwork, export_snn
 from dse.network.quant import SpikeCode
-import dse.snn as snn
-from dse.snn import simulate_closed_form, simulate_events
+from dse.snn import closed_form
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.export import export_snn
+from dse.snn.network import SNNNetwork
 from test_snn import CASES, _trained
 
 
@@ -31,17 +33,17 @@ def test_float32_closed_form_equals_the_float64_reference_and_the_ann(T, k, roun
 @pytest.fixture
 def bounded(monkeypatch):
     """The error-bound path everywhere (where exact weight groups would otherwise take a layer)."""
-    monkeypatch.setattr(snn, "_exact_groups", lambda *args: None)
+    monkeypatch.setattr(closed_form, "_exact_groups", lambda *args: None)
 
 
 @pytest.mark.parametrize("tighten,refine", [(0.0, 1.0), (1.0, 1.0), (0.0, 0.0)], ids=["tighter-bound", "per-neuron",
                                                                                    "whole-layer"])
 def test_every_fallback_is_exact(monkeypatch, bounded, tighten, refine) -> None:
     """Inflate the static bound so that many neurons are uncertain, then force each way of settling them."""
-    bound = snn._error_bound
-    monkeypatch.setattr(snn, "_error_bound", lambda *a: None if (b := bound(*a)) is None else b * 2.0**12)
-    monkeypatch.setattr(snn, "TIGHTEN_SHARE", tighten)
-    monkeypatch.setattr(snn, "REFINE_SHARE", refine)
+    bound = closed_form._error_bound
+    monkeypatch.setattr(closed_form, "_error_bound", lambda *a: None if (b := bound(*a)) is None else b * 2.0**12)
+    monkeypatch.setattr(closed_form, "TIGHTEN_SHARE", tighten)
+    monkeypatch.setattr(closed_form, "REFINE_SHARE", refine)
     for T, pool in ((8, "max"), (16, "avg")):
         model, pixels = _trained(T, pool=pool, size=16)
         net = export_snn(model)
@@ -69,10 +71,10 @@ def test_a_potential_float32_rounds_onto_a_threshold_is_caught(monkeypatch) -> N
     grouped, rec = simulate_closed_form(net, pixels)  # weights 2^0 and 2^-30 in separate exact groups
     # each group's sum is exact; their float32 sum rounds onto the threshold, which marks it unsure: added in float64
     assert torch.equal(grouped, exact) and rec.refined == 1 and rec.certified == 1
-    monkeypatch.setattr(snn, "_exact_groups", lambda *args: None)
+    monkeypatch.setattr(closed_form, "_exact_groups", lambda *args: None)
     fast, rec = simulate_closed_form(net, pixels)
     assert torch.equal(fast, exact) and rec.refined == 1
-    monkeypatch.setattr(snn, "_error_bound", lambda op, w, bias, magnitude: torch.zeros(len(w)))
+    monkeypatch.setattr(closed_form, "_error_bound", lambda op, w, bias, magnitude: torch.zeros(len(w)))
     naive, _ = simulate_closed_form(net, pixels)  # float32 without the certificate
     assert naive.item() == 0.5  # the rounding made it fire a step early
 
@@ -87,7 +89,7 @@ def test_exact_weight_groups_cost_at_most_two_float32_passes_and_leave_nothing_u
         ann = simulate_closed_form(net, pixels, certified=False)[1].work
         output = len(pixels) * net.ops[-1]["codes"].numel()
         hidden = ann["float64 MACs"] - output
-        assert hidden <= rec.work["float32 MACs"] <= snn.MAX_GROUPS * hidden
+        assert hidden <= rec.work["float32 MACs"] <= closed_form.MAX_GROUPS * hidden
         assert rec.work["float64 MACs"] == output and rec.refined == 0 and rec.certified > 0
 
 

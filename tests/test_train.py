@@ -13,10 +13,11 @@ import torch
 import hwmodel
 from dse.data.batches import batches
 from dse.data.registry import load_dataset
-from dse.util.errors import UserError
-from dse.export import SNNNetwork
-from dse.snn import simulate_closed_form, simulate_events
+from dse.snn.closed_form import simulate_closed_form
+from dse.snn.events import simulate_events
+from dse.snn.network import SNNNetwork
 from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
+from dse.util.errors import UserError
 
 DIGITS = TrainSpec(dataset="digits", model="tiny_vgg", epochs=10, batch_size=64, time_window=8)
 

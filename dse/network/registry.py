@@ -1,10 +1,10 @@
 """The network registry: every trainable family's names and the one factory that builds each.
 
-A network is a ``torch.nn.Module`` with the interface ``dse.train`` and ``dse.export`` use: ``forward``,
+A network is a ``torch.nn.Module`` with the interface ``dse.train`` and ``dse.snn.export`` use: ``forward``,
 ``folded``, ``fold_batchnorm`` (through ``dse.network.fold.fold_batchnorm``), ``set_pretraining``,
 ``fuse_activations`` and the attributes ``activation``, ``code``, ``weight_bits``, ``first_layer`` and
-``input_shape``. Its SNN is a layer graph (``dse.export``: conv, linear, pools, flatten, shortcut, add, fire).
-Adding a family: its module, one entry per name below, and its case in ``dse.export.export_snn``.
+``input_shape``. Its SNN is a layer graph (``dse.snn.network``: conv, linear, pools, flatten, shortcut, add, fire).
+Adding a family: its module, one entry per name below, and its case in ``dse.snn.export.export_snn``.
 """
 
 from __future__ import annotations

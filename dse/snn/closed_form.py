@@ -1,68 +1,29 @@
-"""Two simulators of an exported TTFS SNN, and the spike statistics ``hwmodel`` prices.
+"""The closed-form simulator: layer by layer, each fire phase in closed form (first threshold crossing by table
+search).
 
-- ``simulate_closed_form``: layer by layer, each fire phase in closed form (first threshold
-  crossing by table search). Exact because every value is dyadic: hidden layers in float32 with a
-  certified error bound (float64 only for the few neurons the bound cannot decide), the output in float64.
-- ``simulate_events``: time-stepped and event-driven. Spikes are processed in time order through
-  the integer datapath (weight code -> shift by the spike's step -> integer accumulator of a
-  configurable width), then the fire phase walks the decaying threshold step by step. Every neuron
-  fires at most once. It agrees with the closed form bit for bit unless the accumulator overflows.
+Exact because every value is dyadic: hidden layers in float32 with a certified error bound (float64 only for
+the few neurons the bound cannot decide), the output in float64. It agrees bit for bit with the event-driven
+simulator (``dse.snn.events``) and with the float64 CAT network.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from dse.export import SNNNetwork
 from dse.network.layers import PIXEL_FRACTION_BITS
-from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent, spike_times
+from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent
 from dse.network.resnet import shortcut
-from dse.util.atomic import write_text
+from dse.snn.network import SNNNetwork, apply_weights, reread
+from dse.snn.record import SpikeRecord, record_fire
 
-
-@dataclass
-class SpikeRecord:
-    """Per weight layer: events arriving; per fire op: spikes emitted and their step histogram (batch totals)."""
-
-    input_events: list[float] = field(default_factory=list)
-    output_spikes: list[float] = field(default_factory=list)
-    histograms: list[torch.Tensor] = field(default_factory=list)
-    spike_times: list[torch.Tensor] = field(default_factory=list)  # per fire op, kept when asked
-    overflows: int = 0
-    peaks: list[int] = field(default_factory=list)  # event simulation, per weight layer: largest |accumulator|
-    images: int = 0
-    certified: int = 0  # neurons whose potential float32 gave (exact by the group bound, or within an error bound)
-    refined: int = 0  # those recomputed in float64 because the error bound straddled a threshold
-    work: Counter = field(default_factory=Counter)  # closed form: multiply-adds by precision, values gathered
-    shortcut_events: list[float] = field(default_factory=list)  # per add: shortcut spikes accumulated
+FLOAT32_BITS = 24  # significand bits of float32
 
 
 def _weight(op: dict) -> torch.Tensor:
     return log_decode(op["codes"], op["scale_exp"])
-
-
-def _apply_weights(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    if op["op"] == "conv":
-        return F.conv2d(x, w, bias, op["stride"], op["padding"])
-    return F.linear(x, w, bias)
-
-
-def _record_fire(record: SpikeRecord, times: torch.Tensor, T: int, keep_times: bool) -> float:
-    """Append the spike count and step histogram of one fire op; returns the spike count."""
-    counts = torch.bincount(times.flatten(), minlength=T + 1)  # one pass; bin T counts the silent neurons
-    histogram = counts[:T].cpu()
-    record.histograms.append(histogram)
-    record.output_spikes.append(float(histogram.sum()))
-    if keep_times:
-        record.spike_times.append(times.long())
-    return record.output_spikes[-1]
 
 
 def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool = False,
@@ -73,12 +34,12 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
     significant bits) with a per-channel bound on the rounding error of the potentials; a neuron fires at the
     same step for every potential within the bound of the float32 one, or its potential is recomputed exactly
     in float64 (``record.refined`` counts them). The output layer runs in float64. ``False``: float64 throughout,
-    exact because every partial sum fits 52 bits (``dse.export.EXACT_BITS``): the reference.
+    exact because every partial sum fits 52 bits (``dse.snn.export.EXACT_BITS``): the reference.
     """
     code, T = net.code, net.code.time_window
     record = SpikeRecord(images=len(pixels))
     last = max(i for i, op in enumerate(net.ops) if op["op"] in ("conv", "linear"))
-    kept = _reread(net)  # outputs a later op reads again (a residual branch): kept until then
+    kept = reread(net)  # outputs a later op reads again (a residual branch): kept until then
     exact = {j for op in net.ops if op["op"] == "add" for j in op["inputs"]}  # potentials an add sums
     x = pixels.to(torch.float32 if certified else torch.float64) / 2**PIXEL_FRACTION_BITS
     bits, magnitude = PIXEL_FRACTION_BITS, 1.0  # significant bits of the activity; a bound on its |value|
@@ -106,7 +67,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             if groups is not None:
                 masks, biases, separate = groups
                 with _ieee_float32(x.device):
-                    parts = _apply_weights(op, x, torch.cat([w * m for m in masks]).float(), torch.cat(biases))
+                    parts = apply_weights(op, x, torch.cat([w * m for m in masks]).float(), torch.cat(biases))
                 if len(masks) == 1 and separate is None:
                     x = parts  # exact in float32: the bias is in the group's sums
                 else:  # two exact float32 terms: their float32 sum rounds once (settled at the fire op)
@@ -119,12 +80,12 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                 record.work["float32 MACs"] += parts.numel() * w[0].numel()
             elif error is not None:
                 with _ieee_float32(x.device):
-                    v = _apply_weights(op, x, w.float()) + bias.float().view(shape)
+                    v = apply_weights(op, x, w.float()) + bias.float().view(shape)
                 error = error.view(shape).to(torch.float32)
                 layer, x = (op, x, w, bias), v
                 record.work["float32 MACs"] += x.numel() * w[0].numel()
             else:  # the output layer (its potentials are the result), or float32 cannot hold this layer
-                x = _apply_weights(op, x.double(), w) + bias.view(shape)
+                x = apply_weights(op, x.double(), w) + bias.view(shape)
                 error = layer = None
                 record.work["float64 MACs"] += x.numel() * w[0].numel()
         elif kind == "fire":
@@ -134,7 +95,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             if pair is not None:
                 _settle_rounded_sums(times, x, pair, theta_exp, code, scale, record)
                 pair = None
-            events = _record_fire(record, times, T, keep_times)
+            events = record_fire(record, times, T, keep_times)
             bits, magnitude = code.fraction_bits + 1, 2.0**theta_exp  # levels: theta down to 2^-fraction_bits theta
             span = code.fraction_bits
             exact32 = certified and bits <= FLOAT32_BITS
@@ -160,15 +121,6 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
         if i in kept:
             outputs[i] = (x, events, bits, magnitude, span)
     return x, record
-
-
-def _reread(net: SNNNetwork) -> set[int]:
-    """Indices of the ops whose output a later op reads out of order (``input``, ``inputs``)."""
-    out = {op["input"] for op in net.ops if "input" in op}
-    return out | {j for op in net.ops if op["op"] == "add" for j in op["inputs"]}
-
-
-FLOAT32_BITS = 24  # significand bits of float32
 
 
 def _exact_groups(op: dict, span: int, weight_bits: int) -> tuple[list, list, torch.Tensor | None] | None:
@@ -316,7 +268,7 @@ def _certified_times(v: torch.Tensor, error: torch.Tensor, theta_exp: int, code,
         where = where[still]
     record.refined += len(where)
     if len(where) > REFINE_SHARE * v.numel():  # cheaper as one float64 layer than neuron by neuron
-        exact = _apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
+        exact = apply_weights(op, x.double(), w) + bias.view((1, -1, 1, 1) if op["op"] == "conv" else (1, -1))
         record.work["float64 MACs"] += v.numel() * w[0].numel()
         return _times(exact, theta_exp, code, scale)
     if len(where):
@@ -386,7 +338,7 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
 def _scaled_exponent_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch.Tensor) -> torch.Tensor:
     """k = 1, floor, a threshold theta * scale[c] per channel, in the float's fields: with v = m_v 2^e_v and
     scale = m_s 2^e_s (m in [1, 2)), v >= theta scale 2^-t first holds at t = theta_exp + e_s - e_v + [m_v < m_s].
-    Integer operations only: exact, no division (``dse.quant.channel_spike_times`` is the reference)."""
+    Integer operations only: exact, no division (``dse.network.quant.channel_spike_times`` is the reference)."""
     as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
     s = scale.to(v.dtype).contiguous().view(as_int)
     shape = [1, -1] + [1] * (v.dim() - 2)
@@ -444,269 +396,3 @@ def _exact_at(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, wh
         record.work["gathered values"] += patches.numel()
         record.work["float64 MACs"] += len(patches) * w2.numel()
     return out + bias[where[:, 1]]
-
-
-def simulate_events(net: SNNNetwork, pixels: torch.Tensor, accumulator_bits: int = 48,
-                    keep_times: bool = False) -> tuple[torch.Tensor, SpikeRecord]:
-    """Event-driven simulation with an integer accumulator of ``accumulator_bits`` (saturating).
-
-    Between layers activity is a spike-time tensor (T = silent). A weight layer integrates, step by
-    step, the spikes of step t: each event adds its weight's integer 2^(emax - e), shifted by the
-    step's level (a pure shift for k = 1, floor), into the accumulator. Accumulator values are in
-    units of the layer's LSB, so the result is an integer; overflow saturates and is counted.
-    """
-    code, T = net.code, net.code.time_window
-    levels = [round(v * 2**code.fraction_bits) for v in code.levels()]  # integer level per step
-    lo, hi = -(2 ** (accumulator_bits - 1)), 2 ** (accumulator_bits - 1) - 1
-    record = SpikeRecord(images=len(pixels))
-    emax = max_exponent(net.weight_bits)
-    # activity: ("pixels", ints) | ("times", spike times, transforms of each step's events) | ("potential", ints, lsb)
-    state: tuple = ("pixels", pixels.to(torch.int64))
-    kept, states = _reread(net), {}
-    for i, op in enumerate(net.ops):
-        kind = op["op"]
-        if "input" in op:
-            state = states[op["input"]]
-        if kind in ("conv", "linear"):
-            w_int = log_decode(op["codes"], emax).to(pixels.device)  # +-2^(emax - e): integers
-            acc = op["bias"].to(pixels.device).view(1, -1, *([1, 1] if kind == "conv" else []))
-            peak = int(acc.abs().max())   # before clamping: what the accumulator had to hold at any step
-            if state[0] == "pixels":  # first layer: multi-bit pixel inputs (one MAC each)
-                record.input_events.append(float(state[1].numel()))
-                acc = acc + _apply_weights(op, state[1].to(torch.float64), w_int).to(torch.int64)
-                peak = max(peak, int(acc.abs().max()))
-            else:
-                _, times, transforms = state
-                record.input_events.append(float((times < T).sum()))
-                for t in range(T):
-                    events = (times == t).to(torch.float64)
-                    for transform in transforms:
-                        events = transform(events)
-                    if not events.any() and acc.shape[0] == len(times):
-                        continue  # a silent step adds nothing (the first one still sets the shape)
-                    step = _apply_weights(op, events, w_int).to(torch.int64) * levels[t]  # << (fraction_bits - t)
-                    acc = acc + step
-                    peak = max(peak, int(acc.abs().max()))
-                    over = (acc < lo) | (acc > hi)
-                    if over.any():
-                        record.overflows += int(over.sum())
-                        acc = acc.clamp(lo, hi)
-            acc = acc.clamp(lo, hi)
-            record.peaks.append(max(peak, int(acc.abs().max())))
-            state = ("potential", acc, op["lsb"])
-        elif kind == "fire":
-            if state[0] == "pixels":  # TTFS-encoded input: pixels / 256 against theta = 1
-                potential, lsb = state[1], -PIXEL_FRACTION_BITS
-            else:
-                _, potential, lsb = state
-            times = _fire_phase(potential, lsb, op["theta_exp"], code, op.get("threshold_scale"))
-            _record_fire(record, times, T, keep_times)
-            state = ("times", times, ())
-        elif kind == "maxpool":  # the earliest spike of each window wins
-            _, times, transforms = state
-            if transforms:
-                raise ValueError("max-pool after an average-pool is not supported")
-            state = ("times", -F.max_pool2d(-times.to(torch.float64), op["kernel"]).to(torch.int64), ())
-        elif kind == "avgpool":  # every spike passes; the /kernel^2 is folded into the grid as a shift
-            k = op["kernel"]
-            state = (*state[:2], (*state[2], lambda e, k=k: F.avg_pool2d(e, k, divisor_override=1)))
-        elif kind == "flatten":
-            state = (*state[:2], (*state[2], lambda e: torch.flatten(e, 1)))
-        elif kind == "shortcut":  # silent (T) in the padded channels
-            _, times, transforms = state
-            if transforms:
-                raise ValueError("a shortcut reads spikes straight from a fire op")
-            t = times[:, :, ::op["stride"], ::op["stride"]]
-            t = F.pad(t, (0, 0, 0, 0, 0, op["channels"] - t.shape[1]), value=T)
-            state = ("times", t, (), _theta_of(net, op["input"]))
-        elif kind == "add":  # the shortcut's spikes accumulate into conv2's Vmem, shifted to a common LSB
-            terms = [_as_potential(states[j], levels, code.fraction_bits) for j in op["inputs"]]
-            record.shortcut_events.append(float((states[op["inputs"][1]][1] < T).sum()))
-            lsb = min(t[1] for t in terms)
-            acc = sum(t[0] << (t[1] - lsb) for t in terms)
-            record.peaks[-1] = max(record.peaks[-1], int(acc.abs().max()))  # conv2's accumulator holds the sum
-            over = (acc < lo) | (acc > hi)
-            record.overflows += int(over.sum())
-            state = ("potential", acc.clamp(lo, hi), lsb)
-        if i in kept:
-            states[i] = state
-    _, potential, lsb = state
-    return torch.ldexp(potential.to(torch.float64), torch.tensor(lsb, device=potential.device)), record
-
-
-def _theta_of(net: SNNNetwork, index: int) -> int:
-    op = net.ops[index]
-    if op["op"] != "fire":
-        raise ValueError(f"op {index} ({op['op']}) is not a fire op: a shortcut carries spikes")
-    return op["theta_exp"]
-
-
-def _as_potential(state: tuple, levels: list[int], fraction_bits: int) -> tuple[torch.Tensor, int]:
-    """(integer potential, LSB exponent) of an add's input: a potential as is; spikes as their decoded values
-    (level of the step, 0 for silent, in units of theta 2^-fraction_bits)."""
-    if state[0] == "potential":
-        return state[1], state[2]
-    times, theta = state[1], state[3]
-    table = torch.tensor(levels + [0], dtype=torch.int64, device=times.device)
-    return table[times.long()], theta - fraction_bits
-
-
-def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code,
-                scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Walk the decaying threshold theta * thr[t] (times the channel's ``scale``) for t = 0..T-1; each neuron
-    fires once, at first crossing."""
-    T = code.time_window
-    times = torch.full_like(potential, T)
-    # thresholds in accumulator units: theta * thr[t] / 2^lsb, exact dyadic -> compare in float64
-    v = potential.to(torch.float64)
-    per_channel = 1.0 if scale is None else scale.to(v.device, torch.float64).view([1, -1] + [1] * (v.dim() - 2))
-    for t, thr in enumerate(code.thresholds()):
-        threshold = thr * 2.0 ** (theta_exp - lsb) * per_channel
-        fire = (times == T) & (v >= threshold)
-        times[fire] = t
-    return times
-
-
-def layer_table(net: SNNNetwork) -> list[dict]:
-    """The network as a workload (docs/workload-format.md), without activity."""
-    if any(op["op"] == "add" for op in net.ops):
-        return _graph_layer_table(net)
-    layers, shape = [], list(net.input_shape)
-    block, conv_in_block, fc = 1, 0, 0  # VGG naming, as hwmodel's built-ins: conv{block}_{i}, pool{block}, fc{n}
-    for i, op in enumerate(net.ops):
-        kind = op["op"]
-        if kind == "conv":
-            conv_in_block += 1
-            out_c, _, kh, _ = op["codes"].shape
-            layers.append({"name": f"conv{block}_{conv_in_block}", "type": "conv", "in_shape": shape, "out_channels": int(out_c),
-                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"],
-                           **_threshold_kind(net, i)})
-            h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
-            shape = [int(out_c), h, h]
-        elif kind in ("maxpool", "avgpool"):
-            k = op["kernel"]
-            layers.append({"name": f"pool{block}", "type": kind, "in_shape": shape, "kernel": k, "stride": k})
-            shape = [shape[0], shape[1] // k, shape[2] // k]
-            block, conv_in_block = block + 1, 0
-        elif kind == "flatten":
-            n = 1
-            for s in shape:
-                n *= s
-            shape = [n]
-        elif kind == "linear":
-            fc += 1
-            layers.append({"name": f"fc{fc}", "type": "linear", "in_shape": shape,
-                           "out_features": int(op["codes"].shape[0])})
-            shape = [int(op["codes"].shape[0])]
-    return layers
-
-
-def _threshold_kind(net: SNNNetwork, i: int) -> dict:
-    """``channel_thresholds: true`` for a conv whose neurons fire against per-channel threshold registers."""
-    after = net.ops[i + 1] if i + 1 < len(net.ops) else {}
-    return {"channel_thresholds": True} if "threshold_scale" in after else {}
-
-
-def _graph_layer_table(net: SNNNetwork) -> list[dict]:
-    """A residual network's workload: conv1 (the stem), block{b}_conv1, block{b}_conv2, block{b}_add (the
-    shortcut's spikes accumulating into conv2's potentials; ``input`` names the layer whose spikes they are),
-    pool, fc. A fire op's spikes belong to the layer before it (an add's to the add)."""
-    layers: list[dict] = []
-    shapes: list[list[int]] = []  # per op: its output shape
-    owner: dict[int, str] = {}  # per op index: the workload layer whose output it carries
-    shape, block, current = list(net.input_shape), 0, ""
-    for i, op in enumerate(net.ops):
-        kind = op["op"]
-        if "input" in op:
-            shape = shapes[op["input"]]
-        if kind == "conv":
-            out_c, _, kh, _ = op["codes"].shape
-            if not layers:
-                name = "conv1"
-            elif net.ops[i + 1]["op"] == "fire":
-                block += 1
-                name = f"block{block}_conv1"
-            else:
-                name = f"block{block}_conv2"
-            layers.append({"name": name, "type": "conv", "in_shape": shape, "out_channels": int(out_c),
-                           "kernel": int(kh), "stride": op["stride"], "padding": op["padding"],
-                           **_threshold_kind(net, i)})
-            h = (shape[1] + 2 * op["padding"] - kh) // op["stride"] + 1
-            shape, current = [int(out_c), h, h], name
-        elif kind == "shortcut":
-            s = op["stride"]
-            shape = [op["channels"], (shape[1] - 1) // s + 1, (shape[2] - 1) // s + 1]
-        elif kind == "add":
-            source = owner.get(net.ops[op["inputs"][1]]["input"], "")
-            layers.append({"name": f"block{block}_add", "type": "add", "in_shape": shapes[op["inputs"][0]],
-                           "input": source})
-            shape, current = shapes[op["inputs"][0]], f"block{block}_add"
-        elif kind in ("maxpool", "avgpool"):
-            k = op["kernel"]
-            layers.append({"name": "pool", "type": kind, "in_shape": shape, "kernel": k, "stride": k})
-            shape, current = [shape[0], shape[1] // k, shape[2] // k], "pool"
-        elif kind == "flatten":
-            shape = [shape[0] * shape[1] * shape[2]]
-        elif kind == "linear":
-            layers.append({"name": "fc", "type": "linear", "in_shape": shape,
-                           "out_features": int(op["codes"].shape[0])})
-            shape, current = [int(op["codes"].shape[0])], "fc"
-        shapes.append(shape)
-        owner[i] = current
-    return layers
-
-
-def spike_statistics(net: SNNNetwork, batches, *, device="cpu", meta: dict | None = None,
-                     outputs: list | None = None) -> dict:
-    """Run the closed-form SNN over ``batches`` ((pixels, labels) pairs) and return the workload document.
-
-    Counts are means per image. Pool layers receive the spikes the layer before them emitted.
-    Each batch's output potentials (float64, on the CPU) are appended to ``outputs`` when given.
-    """
-    layers = layer_table(net)
-    weight_idx = [i for i, l in enumerate(layers) if l["type"] in ("conv", "linear")]
-    fire_owner = [i for i in weight_idx if layers[i]["type"] == "conv"]
-    T = net.code.time_window
-    events = torch.zeros(len(weight_idx), dtype=torch.float64)
-    out_spikes = torch.zeros(len(fire_owner), dtype=torch.float64)
-    hist = torch.zeros(len(fire_owner), T, dtype=torch.float64)
-    add_idx = [i for i, l in enumerate(layers) if l["type"] == "add"]
-    shortcut = torch.zeros(len(add_idx), dtype=torch.float64)
-    images = correct = 0
-    for pixels, y in batches:
-        pixels = pixels.to(device)
-        logits, rec = simulate_closed_form(net, pixels)
-        events += torch.tensor(rec.input_events, dtype=torch.float64)
-        fires = rec.output_spikes[-len(fire_owner):] if fire_owner else []
-        out_spikes += torch.tensor(fires, dtype=torch.float64)
-        if fire_owner:
-            hist += torch.stack(rec.histograms[-len(fire_owner):]).to(torch.float64)
-        if add_idx:
-            shortcut += torch.tensor(rec.shortcut_events, dtype=torch.float64)
-        images += len(pixels)
-        correct += int((logits.argmax(1).cpu() == y).sum())
-        if outputs is not None:
-            outputs.append(logits.cpu())
-    n = max(images, 1)
-    for j, i in enumerate(weight_idx):
-        layers[i]["input_spikes"] = float(events[j] / n)
-    for j, i in enumerate(fire_owner):
-        layers[i]["output_spikes"] = float(out_spikes[j] / n)
-        layers[i]["spike_time_histogram"] = [float(v) for v in hist[j] / n]
-        after = i + 1 + (i + 1 < len(layers) and layers[i + 1]["type"] == "add")  # an add's sum fires here
-        if after < len(layers) and layers[after]["type"] in ("maxpool", "avgpool"):
-            layers[after]["input_spikes"] = float(out_spikes[j] / n)
-    for j, i in enumerate(add_idx):
-        layers[i]["input_spikes"] = float(shortcut[j] / n)
-    first = "spikes" if net.ops[0]["op"] == "fire" else "pixels"
-    doc = {"schema": "snn-workload/1", "name": (meta or {}).get("name", "trained-snn"), "input_shape": list(net.input_shape),
-           "first_layer_input": first, "layers": layers,
-           "snn": {"time_window": T, "steps_per_octave": net.code.steps_per_octave, "rounding": net.code.rounding,
-                   "weight_bits": net.weight_bits, "images": images, "accuracy": correct / n, **(meta or {})}}
-    return doc
-
-
-def write_spike_statistics(doc: dict, path: str | Path) -> Path:
-    path = Path(path)
-    write_text(path, json.dumps(doc, indent=1))
-    return path

@@ -1,17 +1,13 @@
-"""Export a trained network to the SNN format: integer log-weight codes, integer biases, pow2 thresholds
-(times a per-channel scale where batch norm was folded into the thresholds).
+"""Export a trained network to the SNN (``dse.snn.network``): integer log-weight codes, integer biases, pow2
+thresholds (times a per-channel scale where batch norm was folded into the thresholds).
 
-The exported network is plain data (tensors and ints), saved with ``torch.save`` and loadable with
-``torch.load(..., weights_only=True)``. ``export_snn`` is lossless for a folded CAT network;
-``convert_relu`` is the naive baseline: a full-precision ReLU network converted after training.
+``export_snn`` is lossless for a folded CAT network; ``convert_relu`` is the naive baseline: a full-precision
+ReLU network converted after training.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,51 +17,10 @@ from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
 from dse.network.resnet import ResNet
 from dse.network.vgg import VGG
-from dse.util.atomic import write_bytes
+from dse.snn.network import SNNNetwork
 from dse.util.errors import UserError
 
-FORMAT = "dse-snn/2"  # 2: a fire op may hold a per-channel threshold_scale
-READABLE = ("dse-snn/1", FORMAT)
 EXACT_BITS = 52  # float64 sums of dyadic values are exact while they fit in 52 bits above the LSB
-
-
-@dataclass
-class SNNNetwork:
-    """A TTFS SNN as the processor holds it: a layer graph. ``ops`` run in order, each on the previous op's
-    output unless it names another (``input``: an earlier op's index); ``add`` sums the outputs of its
-    ``inputs``, ``shortcut`` subsamples spikes and pads channels (dse.network.resnet). See docs/cat-snn.md."""
-
-    code: SpikeCode
-    weight_bits: int
-    input_shape: tuple[int, int, int]
-    ops: list[dict] = field(default_factory=list)
-
-    def to_state(self) -> dict:
-        c = self.code
-        return {"format": FORMAT, "time_window": c.time_window, "steps_per_octave": c.steps_per_octave,
-                "rounding": c.rounding, "weight_bits": self.weight_bits, "input_shape": list(self.input_shape),
-                "ops": self.ops}
-
-    @classmethod
-    def from_state(cls, state: dict) -> SNNNetwork:
-        if not isinstance(state, dict) or state.get("format") not in READABLE:
-            raise UserError(f"not a {FORMAT} network (format={state.get('format') if isinstance(state, dict) else None!r})")
-        code = SpikeCode(state["time_window"], state["steps_per_octave"], state["rounding"])
-        return cls(code, state["weight_bits"], tuple(state["input_shape"]), list(state["ops"]))
-
-    def save(self, path: str | Path) -> None:
-        path = Path(path)
-        buffer = io.BytesIO()
-        torch.save(self.to_state(), buffer)
-        write_bytes(path, buffer.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path) -> SNNNetwork:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt, truncated or unsafe pickles all end here
-            raise UserError(f"{path}: not a loadable SNN file ({type(exc).__name__})") from None
-        return cls.from_state(state)
 
 
 def _weight_op(layer: nn.Conv2d | nn.Linear, weight: torch.Tensor, bias: torch.Tensor | None, weight_bits: int,
