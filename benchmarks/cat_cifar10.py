@@ -23,7 +23,10 @@ from dse.data.batches import batches
 from dse.data.registry import load_dataset
 from dse.snn.closed_form import simulate_closed_form
 from dse.snn.events import simulate_events
-from dse.train import TrainResult, TrainSpec, load_checkpoint, measure, train_and_evaluate
+from dse.train.checkpoint import load_checkpoint
+from dse.train.evaluate import measure
+from dse.train.pipeline import TrainResult, train_and_evaluate
+from dse.train.spec import TrainSpec
 
 
 def trained(spec: TrainSpec, work: Path, data_dir, threads: int) -> TrainResult:

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from _timing import LoadCheck, add_load_option, interleaved, report
-from dse import loop
 from dse.data.registry import load_dataset
-from dse.train import TrainSpec, build_for
+from dse.train import loop
+from dse.train.spec import TrainSpec, build_for
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def command(fields: dict, work: Path, args) -> list[str]:
 def spec_command(spec: dict) -> str:
     """The `dse train` command that rebuilds ``spec`` with today's defaults (recorded specs stay reproducible
     when a default changes)."""
-    from dse.train import TrainSpec
+    from dse.train.spec import TrainSpec
 
     default = TrainSpec().to_dict()
     spec = {"fold": "plain", **spec}  # recorded before the corrected fold existed

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from dse import loop
 from dse.data.registry import load_dataset
 from dse.data.splits import subset
 from dse.network.fold import fold_batchnorm
 from dse.network.layers import PIXEL_FRACTION_BITS
-from dse.train import TrainSpec, build_for
+from dse.train import loop
+from dse.train.spec import TrainSpec, build_for
 
 
 def main() -> None:

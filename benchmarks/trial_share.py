@@ -22,7 +22,8 @@ import torch
 import yaml
 
 from _timing import LoadCheck, add_load_option, report
-from dse.train import TrainSpec, train_and_evaluate
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

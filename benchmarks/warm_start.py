@@ -26,7 +26,7 @@ from _timing import LoadCheck, add_load_option, report  # noqa: E402
 
 from dse.search.cache import data_fingerprint, train_cached  # noqa: E402
 from dse.search.warm import fine_tune_spec  # noqa: E402
-from dse.train import TrainSpec  # noqa: E402
+from dse.train.spec import TrainSpec  # noqa: E402
 
 
 def pair(text: str) -> tuple[int, int]:

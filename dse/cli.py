@@ -9,7 +9,7 @@ import sys
 from hwmodel import ConfigError
 
 # sub-command -> module defining ``register(subparsers)``; each registered parser sets ``func``.
-_COMMAND_MODULES = ("dse.train_cli", "dse.search.cli")
+_COMMAND_MODULES = ("dse.train.cli", "dse.search.cli")
 
 
 class _Parser(argparse.ArgumentParser):

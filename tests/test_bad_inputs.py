@@ -83,7 +83,8 @@ def _checkpoint(tmp: Path, state) -> None:
 def _dse_state(**changes) -> dict:
     import torch
 
-    from dse.train import CHECKPOINT_FORMAT, TrainSpec
+    from dse.train.checkpoint import CHECKPOINT_FORMAT
+    from dse.train.spec import TrainSpec
 
     state = {"format": CHECKPOINT_FORMAT, "spec": TrainSpec(dataset="digits", model="tiny_vgg").to_dict(),
              "folded": True, "state_dict": {"blocks.0.conv.op.weight": torch.ones(4, 1, 3, 3)}}

@@ -85,7 +85,7 @@ def _folder(root: Path, shade: int) -> Path:
 
 def test_the_same_spec_on_other_images_is_trained_again_never_served_from_the_cache(tmp_path, monkeypatch) -> None:
     from dse.search.cache import train_cached
-    from dse.train import TrainSpec
+    from dse.train.spec import TrainSpec
 
     monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path / "dsecache"))
     spec = TrainSpec(dataset="imagefolder", model="tiny_vgg", width=0.25, epochs=1, finetune_epochs=0, batch_size=8,

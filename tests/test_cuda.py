@@ -13,7 +13,10 @@ from dse.network.quant import SpikeCode, _cat_floor_pow2, _fused_kernels, cat_re
 from dse.snn.closed_form import simulate_closed_form
 from dse.snn.events import simulate_events
 from dse.snn.network import SNNNetwork
-from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
+from dse.train.checkpoint import load_checkpoint
+from dse.train.evaluate import ann_predictions
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 GPU = torch.device("cuda")

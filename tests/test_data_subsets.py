@@ -11,10 +11,11 @@ import torch
 
 from dse.cli import main
 from dse.data.dataset import Split
-from dse.data.splits import balanced, hold_out, subset
 from dse.data.registry import load_dataset
+from dse.data.splits import balanced, hold_out, subset
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
-from dse.train import TrainSpec, train_and_evaluate
 
 
 def test_balanced_draw_counts_exactly_and_is_seeded():

@@ -7,9 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-import dse.train as train
 from dse.data.splits import subset
-from dse.train import TrainSpec, ann_predictions, load_checkpoint, measure, train_and_evaluate
+from dse.train import evaluate
+from dse.train.checkpoint import load_checkpoint
+from dse.train.evaluate import ann_predictions, measure
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec, build_for
 
 SPEC = TrainSpec(dataset="digits", model="tiny_vgg", epochs=2, batch_size=64, max_train_images=600, max_test_images=200)
 
@@ -36,14 +39,14 @@ def test_ann_runs_on_the_sample_only_and_its_accuracy_is_the_full_anns(trained) 
 
 def test_a_differing_sample_makes_the_ann_run_on_every_image(trained, monkeypatch) -> None:
     model, spec, data = trained
-    honest = train.evaluate_snn
+    honest = evaluate.evaluate_snn
 
     def broken(*args, **kwargs):  # an SNN that gets image 0 wrong, as a broken float32 platform would
         outputs, doc = honest(*args, **kwargs)
         outputs[0] = -outputs[0]
         return outputs, doc
 
-    monkeypatch.setattr(train, "evaluate_snn", broken)
+    monkeypatch.setattr(evaluate, "evaluate_snn", broken)
     metrics, _, _ = measure(model, spec, data, torch.device("cpu"), "once", check_images=32)
     assert metrics["ann_images"] == 200 and metrics["ann_equal_snn_bitwise"] is False
     full = ann_predictions(model, _test_split(data, 200), torch.device("cpu"))
@@ -54,6 +57,6 @@ def test_a_differing_sample_makes_the_ann_run_on_every_image(trained, monkeypatc
 def test_a_relu_network_runs_its_ann_on_every_image(trained) -> None:
     _, _, data = trained
     spec = dataclasses.replace(SPEC, activation="relu", epochs=1)
-    model = train.build_for(spec, data).eval()
+    model = build_for(spec, data).eval()
     metrics, _, _ = measure(model, spec, data, torch.device("cpu"), "relu", check_images=32)
     assert metrics["ann_images"] == 200 and metrics["ann_equal_snn_bitwise"] is False

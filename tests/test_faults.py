@@ -69,7 +69,7 @@ def test_driver_killed_then_resumed_loses_nothing_repeats_nothing_and_reuses_the
     from dse.search.cache import cache_key, data_fingerprint
     from dse.search.space import load_space
     from dse.search.trial import split_params
-    from dse.train import TrainSpec
+    from dse.train.spec import TrainSpec
 
     # Setting the scene (a kill while a training runs) is retried once in a fresh directory: once, the test's own
     # poller raced the driver's schema set-up (now read-only until the study exists, tests/studies.py). What is

@@ -15,7 +15,8 @@ from dse.search.driver import RunOptions, run_search
 from dse.search.export import front
 from dse.search.fidelity import Pruned, companion_name
 from dse.search.space import load_space
-from dse.train import TrainSpec, safe_load
+from dse.train.checkpoint import safe_load
+from dse.train.spec import TrainSpec
 from studies import write_space
 
 PRUNED, COMPLETE = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE

@@ -138,7 +138,10 @@ def test_resnet14_identity_blocks_at_every_stage_convert_exactly() -> None:
 def test_trained_resnet_checkpoint_reloads_to_the_same_snn(tmp_path) -> None:
     """dse train's own path on real digits: SNN = CAT on every test image, and the checkpoint rebuilds (folded)
     into a network whose SNN gives the same outputs bit for bit."""
-    from dse.train import TrainSpec, load_checkpoint, snn_of, train_and_evaluate
+    from dse.train.checkpoint import load_checkpoint
+    from dse.train.evaluate import snn_of
+    from dse.train.pipeline import train_and_evaluate
+    from dse.train.spec import TrainSpec
 
     spec = TrainSpec(dataset="digits", model="resnet8", width=0.25, epochs=1, finetune_epochs=1, batch_size=64,
                      max_train_images=256, validation_images=0)

@@ -13,8 +13,9 @@ import time
 import pytest
 import torch
 
-from dse.loop import STATE_FILE
-from dse.train import TrainSpec, train_and_evaluate
+from dse.train.loop import STATE_FILE
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
 
 # CAT with every phase: full-precision pre-training, CAT, folded fine-tune (kills land in any of them)
@@ -63,8 +64,8 @@ def test_a_state_of_another_spec_is_refused_not_resumed(tmp_path) -> None:
     spec = TrainSpec(**{**SPEC, "epochs": 2, "pretrain_epochs": 0, "finetune_epochs": 0})
     train_and_evaluate(spec, tmp_path, progress=False, threads=1)
     (tmp_path / "metrics.json").unlink()
-    from dse.loop import TrainState
     from dse.network.registry import build_model
+    from dse.train.loop import TrainState
 
     model = build_model("tiny_vgg", 10, 1, 8)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -91,7 +92,7 @@ def test_attribution_variants_without_an_snn_report_the_ann_only(tmp_path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json"]
     relu_log = train_and_evaluate(TrainSpec(dataset="digits", model="tiny_vgg", epochs=2, activation="relu",
                                             weights="log"), tmp_path / "relu", progress=False, threads=1)
-    from dse.train import load_checkpoint
+    from dse.train.checkpoint import load_checkpoint
 
     model, _, _ = load_checkpoint(relu_log.checkpoint)
     assert model.weight_bits == 5 and model.activation == "relu"
@@ -100,9 +101,9 @@ def test_attribution_variants_without_an_snn_report_the_ann_only(tmp_path) -> No
 def test_a_state_recorded_before_a_field_existed_resumes_as_the_training_it_was(tmp_path) -> None:
     """A training state written before validation_images and fold existed trained on every image with the plain
     fold: it resumes under exactly that spec, and is refused under today's defaults."""
-    from dse.loop import TrainState
     from dse.network.registry import build_model
-    from dse.train import TrainSpec
+    from dse.train.loop import TrainState
+    from dse.train.spec import TrainSpec
 
     old = TrainSpec(dataset="digits", model="tiny_vgg", epochs=1, validation_images=0, fold="plain")
     path = tmp_path / "train_state.pt"

@@ -21,7 +21,7 @@ from dse.search.nested import processor_params
 from dse.search.resolve import resolve
 from dse.search.space import load_space
 from dse.search.warm import nearest, train_network
-from dse.train import TrainSpec
+from dse.train.spec import TrainSpec
 from studies import ENV, write_space
 
 pytestmark = pytest.mark.ray

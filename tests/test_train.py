@@ -16,7 +16,10 @@ from dse.data.registry import load_dataset
 from dse.snn.closed_form import simulate_closed_form
 from dse.snn.events import simulate_events
 from dse.snn.network import SNNNetwork
-from dse.train import TrainSpec, ann_predictions, load_checkpoint, train_and_evaluate
+from dse.train.checkpoint import load_checkpoint
+from dse.train.evaluate import ann_predictions
+from dse.train.pipeline import train_and_evaluate
+from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
 
 DIGITS = TrainSpec(dataset="digits", model="tiny_vgg", epochs=10, batch_size=64, time_window=8)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import dse
 from dse.data.registry import load_dataset
-from dse.train import TrainResult, TrainSpec, train_and_evaluate
+from dse.train.pipeline import TrainResult, train_and_evaluate
+from dse.train.spec import TrainSpec
 
 
 

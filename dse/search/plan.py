@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 
 from dse.data.splits import validation_size
-from dse.util.errors import UserError
 from dse.search.cluster import describe, fitting_nodes
 from dse.search.space import SearchSpace
-from dse.train import TrainSpec
+from dse.train.spec import TrainSpec
+from dse.util.errors import UserError
 
 # training images per dataset (the standard splits; digits: dse's 80 % split of 1,797)
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "tiny-imagenet": 100_000, "digits": 1_437}
@@ -71,7 +71,8 @@ def measure_epoch_seconds(train: dict, device: str = "auto", steps: int = 3) -> 
     import torch
     import torch.nn.functional as F
 
-    from dse.train import build_for, resolve_device
+    from dse.train.device import resolve_device
+    from dse.train.spec import build_for
 
     spec = TrainSpec.from_dict(train, where="plan")
     channels, size, classes = SHAPES[spec.dataset]

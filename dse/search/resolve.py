@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import hwmodel
 from dse.search.space import ARCH_FIELDS, SHARED_FIELDS, TRAIN_FIELDS, SearchSpace, Workload
-from dse.train import TrainSpec
+from dse.train.spec import TrainSpec
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dse.data.registry import DATASET_NAMES
 from dse.network.registry import NETWORK_NAMES as MODEL_NAMES
 from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner
-from dse.train import TrainSpec
+from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 

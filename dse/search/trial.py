@@ -14,9 +14,9 @@ import numpy as np
 import hwmodel
 from dse.search import objectives
 from dse.search.fidelity import Pruned
-from dse.train import VALIDATION_SPIKES
 from dse.search.resolve import design, resolve
 from dse.search.space import ARCH_FIELDS, TRAIN_FIELDS, SearchSpace
+from dse.train.pipeline import VALIDATION_SPIKES
 
 
 def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:

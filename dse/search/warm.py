@@ -20,7 +20,8 @@ from pathlib import Path
 
 from dse.search.cache import code_version, data_fingerprint, lookup, train_cached
 from dse.search.space import SearchSpace
-from dse.train import TrainResult, TrainSpec
+from dse.train.pipeline import TrainResult
+from dse.train.spec import TrainSpec
 
 VARIED = ("weight_bits", "time_window")  # what a warm start may change; everything else must match
 

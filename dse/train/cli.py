@@ -18,7 +18,7 @@ _HELP = {"max_train_images": "train on N images only (class-balanced, seeded dra
 
 
 def register(subparsers) -> None:
-    from dse.train import TrainSpec
+    from dse.train.spec import TrainSpec
 
     p = subparsers.add_parser("train", help="train a CAT (or ReLU) network, export it to the SNN and measure both",
                               description="Every TrainSpec field is a flag; --config YAML sets them from a file "
@@ -77,7 +77,8 @@ def load_yaml_mapping(path: Path) -> dict:
 
 
 def _train(args) -> int:
-    from dse.train import TrainSpec, train_and_evaluate
+    from dse.train.pipeline import train_and_evaluate
+    from dse.train.spec import TrainSpec
 
     values = load_yaml_mapping(args.config) if args.config else {}
     where = str(args.config) if args.config else "train"
@@ -120,7 +121,9 @@ def _evaluate(args) -> int:
     from dse.snn.closed_form import simulate_closed_form
     from dse.snn.events import simulate_events
     from dse.snn.statistics import write_spike_statistics
-    from dse.train import load_checkpoint, measure, resolve_device
+    from dse.train.checkpoint import load_checkpoint
+    from dse.train.device import resolve_device
+    from dse.train.evaluate import measure
     from dse.util.progress import bar, batch_count
 
     if args.threads:

@@ -24,6 +24,7 @@ from dse.data.splits import subset
 from dse.network.fold import fold_batchnorm, folded_into
 from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.vgg import VGG
+from dse.train.checkpoint import safe_load
 from dse.util.atomic import write_bytes
 from dse.util.errors import UserError
 
@@ -62,7 +63,7 @@ def _optimizer(model: VGG, spec, phase: Phase, steps_per_epoch: int):
 
 @torch.no_grad()
 def accuracy(model: VGG, split, device, batch_size: int = 500) -> float:
-    """Eval-mode float32 accuracy (the monitoring curve; the exact figures come from ``train.measure``)."""
+    """Eval-mode float32 accuracy (the monitoring curve; the exact figures: ``dse.train.evaluate.measure``)."""
     was_training = model.training
     model.eval()
     correct = 0
@@ -95,8 +96,6 @@ class TrainState:
 
     @classmethod
     def load(cls, path: Path, spec):
-        from dse.train import safe_load
-
         doc = safe_load(path, "training state")
         if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
             raise UserError(f"{path}: not a dse training state; delete it to start the training afresh")
