@@ -23,7 +23,7 @@ import optuna
 import hwmodel
 from _timing import LoadCheck, add_load_option, report
 from dse.search.driver import RunOptions, make_sampler, run_search, suggest
-from dse.search.export import hypervolume, pareto_mask
+from dse.search.reports import hypervolume, pareto_mask
 from dse.search.space import parse_space
 from dse.search.trial import run_trial
 

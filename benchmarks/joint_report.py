@@ -31,8 +31,8 @@ import numpy as np
 import optuna
 
 from dse.search.driver import load_results
-from dse.search.export import feasible, front, pareto_mask, to_minimization
 from dse.search.nested import network_key, network_params, solve
+from dse.search.reports import feasible, front, pareto_mask, to_minimization
 
 
 def _rows(points: list[dict], names: list[str], datasets: list[str]) -> tuple[list[str], list[list]]:

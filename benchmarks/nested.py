@@ -31,8 +31,8 @@ import numpy as np
 import optuna
 
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import feasible, pareto_mask, to_minimization
 from dse.search.nested import network_key, network_params, solve
+from dse.search.reports import feasible, pareto_mask, to_minimization
 from dse.search.space import load_space
 from dse.search.trial import _workload_metrics
 

@@ -30,8 +30,8 @@ import optuna
 
 from _timing import LoadCheck, report
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import feasible, hypervolume, to_minimization
 from dse.search.fidelity import companion_name
+from dse.search.reports import feasible, hypervolume, to_minimization
 from dse.search.space import TRAIN_FIELDS, parse_space
 
 ARMS = {"none": "none", "successive_halving": {"name": "successive_halving", "reduction_factor": 3},

@@ -19,7 +19,7 @@ import pytest
 
 from dse.cli import main as dse_main
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import front
+from dse.search.reports import front
 from dse.search.space import load_space
 from studies import DIGITS_SPACE, ENV, HW_SPACE, distinct_trainings_space, kill_group, search_cmd, wait_for, \
     write_space

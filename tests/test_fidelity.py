@@ -12,8 +12,8 @@ import torch
 
 from dse.search.cache import cache_key, data_fingerprint, train_cached
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import front
 from dse.search.fidelity import Pruned, companion_name
+from dse.search.reports import front
 from dse.search.space import load_space
 from dse.train.checkpoint import safe_load
 from dse.train.spec import TrainSpec

@@ -16,8 +16,8 @@ import pytest
 import hwmodel
 from dse.search.cache import cache_key, data_fingerprint, train_cached
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import export_study, front, pareto_mask, to_minimization
 from dse.search.nested import processor_params
+from dse.search.reports import export_study, front, pareto_mask, to_minimization
 from dse.search.resolve import resolve
 from dse.search.space import load_space
 from dse.search.warm import nearest, train_network

@@ -16,7 +16,7 @@ import pytest
 
 import hwmodel
 from dse.search.driver import RunOptions, run_search
-from dse.search.export import export_study, front, hypervolume, pareto_mask, to_minimization
+from dse.search.reports import export_study, front, hypervolume, pareto_mask, to_minimization
 from dse.search.space import load_space
 from studies import DIGITS_SPACE, ENV, HW_SPACE, loopback_cluster, search_cmd, storage_trials, write_space
 

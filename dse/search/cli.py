@@ -72,7 +72,7 @@ def _study_arg(parser) -> None:
 
 def _search(args) -> int:
     from dse.search.driver import SPACE_FILE, RunOptions, run_search, study_dir
-    from dse.search.export import export_study, front
+    from dse.search.reports import export_study, front
     from dse.search.space import load_space
     from dse.search.storage import locate
 
@@ -122,7 +122,7 @@ def _results(args):
 
 
 def _pareto(args) -> int:
-    from dse.search.export import export_study
+    from dse.search.reports import export_study
 
     space, study = _results(args)
     files = export_study(space, study, args.out or args.results)
@@ -133,8 +133,8 @@ def _pareto(args) -> int:
 def _status(args) -> int:
     import optuna
 
+    from dse.search.reports import front, hypervolume_history
     from dse.util import units
-    from dse.search.export import front, hypervolume_history
 
     space, study = _results(args)
     trials = study.get_trials(deepcopy=False)
@@ -164,10 +164,10 @@ def _status(args) -> int:
 
 
 def _show(args) -> int:
+    from dse.search.reports import feasible
+    from dse.search.resolve import describe
     from dse.util import units
     from dse.util.errors import UserError
-    from dse.search.export import feasible
-    from dse.search.resolve import describe
 
     space, study = _results(args)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

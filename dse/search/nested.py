@@ -29,13 +29,13 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 import hwmodel
-from dse.util.errors import UserError
-from dse.search.export import pareto_mask, to_minimization
 from dse.search.records import add_finished
+from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import design, resolve
 from dse.search.space import MAX_NESTED_GRID, OBJECTIVES, SHARED_FIELDS, Param, SearchSpace
 from dse.search.sweep import _aggregate
 from dse.search.trial import price
+from dse.util.errors import UserError
 
 _SI = {"energy": "energy_j", "latency": "latency_s", "area": "area_mm2"}
 _PRICED = ("energy", "latency", "area", "feasible", "reasons", "sops", "adapted")  # what solve() sets per processor
@@ -222,7 +222,7 @@ class _Front:
     """The size of the study's feasible front, kept incrementally (the storage's best_trials re-reads every trial)."""
 
     def __init__(self, space: SearchSpace, study: optuna.Study):
-        from dse.search.export import feasible
+        from dse.search.reports import feasible
 
         self.objectives = space.objectives
         self.points = np.array([to_minimization(t.values, self.objectives) for t in study.get_trials(

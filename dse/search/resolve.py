@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import hwmodel
-from dse.search.space import ARCH_FIELDS, SHARED_FIELDS, TRAIN_FIELDS, SearchSpace, Workload
+from dse.search.space import ARCH_FIELDS, SHARED_FIELDS, TRAIN_FIELDS, SearchSpace, StudyWorkload
 from dse.train.spec import TrainSpec
 
 
@@ -29,7 +29,7 @@ def design(space: SearchSpace, params: dict) -> hwmodel.Arch:
     return hwmodel.with_fields(hwmodel.load_arch(space.arch), **{k: v for k, v in params.items() if k in ARCH_FIELDS})
 
 
-def network_fields(workload: Workload, spec: TrainSpec | None) -> dict:
+def network_fields(workload: StudyWorkload, spec: TrainSpec | None) -> dict:
     """The shared fields a workload's network fixes: its TrainSpec's, or a spike file's ``snn`` metadata."""
     if spec is not None:
         return {k: getattr(spec, k) for k in sorted(SHARED_FIELDS)}
@@ -38,7 +38,7 @@ def network_fields(workload: Workload, spec: TrainSpec | None) -> dict:
     return {k: meta[k] for k in sorted(SHARED_FIELDS) if k in meta}
 
 
-def resolve(space: SearchSpace, params: dict, workload: Workload) -> Resolved:
+def resolve(space: SearchSpace, params: dict, workload: StudyWorkload) -> Resolved:
     arch = design(space, params)
     spec = None
     if workload.trains:

@@ -75,8 +75,9 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Workload:
-    """One thing every processor is evaluated on: a network to train, or a fixed hwmodel workload to price."""
+class StudyWorkload:
+    """One entry of a study's ``workloads``, on which every processor is evaluated: a network to train, or a fixed
+    hwmodel workload to price (``hwmodel.Workload`` is a priced layer list, not this entry)."""
 
     name: str
     train: dict = field(default_factory=dict)  # fixed TrainSpec fields (dataset, model, epochs, ...)
@@ -126,7 +127,7 @@ class Search:
 @dataclass(frozen=True)
 class SearchSpace:
     study: str
-    workloads: tuple[Workload, ...]
+    workloads: tuple[StudyWorkload, ...]
     params: tuple[Param, ...]
     objectives: tuple[str, ...]
     aggregate: str = "mean"
@@ -248,13 +249,13 @@ def _name(value: Any, path: str) -> str:
     return str(value)
 
 
-def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
+def _workload(spec: Any, path: str, directory: Path) -> tuple[StudyWorkload, Any]:
     """The workload, and its entry for ``source`` (a workload file's document inlined)."""
     if isinstance(spec, dict) and "hwmodel" in spec:
         _check_keys(spec, path, {"hwmodel", "name"})
         ref, where = spec["hwmodel"], f"{path}.hwmodel"
         if isinstance(ref, str) and ref in BUILTINS:
-            return Workload(_name(spec.get("name", ref), path), hwmodel_workload=ref), spec
+            return StudyWorkload(_name(spec.get("name", ref), path), hwmodel_workload=ref), spec
         if isinstance(ref, str):
             file = inside(directory, ref, where)
             if not is_file(file):
@@ -268,7 +269,7 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
         except hwmodel.ConfigError as exc:
             raise _fail(where, str(exc)) from None
         name = _name(spec.get("name", ref if isinstance(ref, str) else doc.get("name", "workload")), path)
-        return Workload(name, hwmodel_workload=doc), {"name": name, "hwmodel": doc}
+        return StudyWorkload(name, hwmodel_workload=doc), {"name": name, "hwmodel": doc}
     _check_keys(spec, path, {"dataset", "model", "name", "train", "optional"}, {"dataset"})
     optional = spec.get("optional", False)
     if not isinstance(optional, bool):
@@ -283,7 +284,7 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[Workload, Any]:
     _check_keys(train, f"{path}.train", TRAIN_FIELDS - {"dataset", "model"})
     fixed = {**train, "dataset": spec["dataset"], "model": model}
     TrainSpec.from_dict(fixed, where=f"{path}.train")  # validates types and ranges now
-    return Workload(_name(spec.get("name", spec["dataset"]), path), train=fixed, optional=optional), spec
+    return StudyWorkload(_name(spec.get("name", spec["dataset"]), path), train=fixed, optional=optional), spec
 
 
 def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
@@ -389,7 +390,7 @@ def _constraint(text: Any, path: str) -> Constraint:
     return Constraint(metric, op, value)
 
 
-def _check_training_values(params: tuple[Param, ...], wls: tuple[Workload, ...]) -> None:
+def _check_training_values(params: tuple[Param, ...], wls: tuple[StudyWorkload, ...]) -> None:
     """Every value a training parameter can take must make a valid TrainSpec for every network, now, rather
     than fail every trial later."""
     for p in params:
@@ -409,7 +410,7 @@ TOP_KEYS = {"study", "workloads", "space", "objectives", "aggregate", "constrain
             "resources", "arch", "storage", "pruner", "search"}
 
 
-def _search(data: Any, params: tuple[Param, ...], wls: tuple[Workload, ...]) -> Search:
+def _search(data: Any, params: tuple[Param, ...], wls: tuple[StudyWorkload, ...]) -> Search:
     spec = _check_keys(_optional(data, "search", {}), "search", {"mode", "inner_samples", "warm_start"})
     mode = spec.get("mode", "flat")
     if mode not in MODES:

@@ -16,14 +16,14 @@ import numpy as np
 import optuna
 
 import hwmodel
+from dse.search.objectives import OBJECTIVES
+from dse.search.reports import pareto_mask, to_minimization
+from dse.search.resolve import resolve
+from dse.search.space import MAX_GRID, SHARED_FIELDS, SearchSpace
 from dse.util import units
 from dse.util.atomic import replacing
 from dse.util.errors import UserError
 from dse.util.progress import bar
-from dse.search.export import pareto_mask, to_minimization
-from dse.search.resolve import resolve
-from dse.search.objectives import OBJECTIVES
-from dse.search.space import MAX_GRID, SHARED_FIELDS, SearchSpace
 
 
 

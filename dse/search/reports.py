@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from dse.util import units
-from dse.util.atomic import replacing, write_text
 from dse.search.resolve import describe
 from dse.search.space import OBJECTIVES, SearchSpace
+from dse.util import units
+from dse.util.atomic import replacing, write_text
 
 PAPER_POINT = {"accuracy": 91.7, "energy": 486.7}  # Lew et al., DAC 2022: VGG-16, CIFAR-10, 28 nm
 

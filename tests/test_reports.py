@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
-from dse.search.export import distinct_designs, export_study, hypervolume_history, staircase
+from dse.search.reports import distinct_designs, export_study, hypervolume_history, staircase
 from dse.search.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
