@@ -22,8 +22,9 @@ import optuna
 
 import hwmodel
 from _timing import LoadCheck, add_load_option, report
-from dse.search.driver import RunOptions, make_sampler, run_search, suggest
+from dse.search.driver import RunOptions, run_search
 from dse.search.reports import hypervolume, pareto_mask
+from dse.search.samplers import make_sampler, suggest
 from dse.search.space import parse_space
 from dse.search.trial import run_trial
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from dse.search.driver import load_results
 from dse.search.nested import network_key, network_params, solve
 from dse.search.reports import feasible, front, pareto_mask, to_minimization
+from dse.search.study import load_results
 
 
 def _rows(points: list[dict], names: list[str], datasets: list[str]) -> tuple[list[str], list[list]]:

@@ -25,7 +25,7 @@ import optuna
 import sqlalchemy
 from _timing import LoadCheck, add_load_option, report
 
-from dse.search.driver import PRICE_BATCH
+from dse.search.processor_only import PRICE_BATCH
 from dse.search.records import add_finished, rdb_of
 from dse.search.storage import open_storage
 

@@ -100,11 +100,11 @@ def test_nested_front_is_the_exact_union_over_networks_and_exports_show_processo
 def test_a_sampler_stuck_on_one_network_still_covers_the_network_grid(ray_local, tmp_path, monkeypatch) -> None:
     """TPE on a small categorical grid keeps proposing the networks it solved (the CPU joint study stalled at 21
     of 72): a proposal already solved is replaced by an untrained network drawn from the grid."""
-    import dse.search.driver as driver
+    from dse.search import samplers
 
     stuck = lambda *a, **k: optuna.samplers.PartialFixedSampler(  # noqa: E731
         {"weight_bits": 3, "time_window": 2}, optuna.samplers.RandomSampler(seed=0))
-    monkeypatch.setattr(driver, "make_sampler", stuck)
+    monkeypatch.setattr(samplers, "make_sampler", stuck)
     space, _ = _nested(tmp_path)
     study = run_search(space, RunOptions(results_dir=tmp_path, progress=False, cache_dir=str(tmp_path / "cache")))
     done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
@@ -211,6 +211,6 @@ def test_an_optional_dataset_without_files_is_reported_missing_and_kept_missing_
 
 
 def _loaded(directory):
-    from dse.search.driver import load_results
+    from dse.search.study import load_results
 
     return load_results(directory)

@@ -153,8 +153,8 @@ def test_two_node_cluster_on_loopback_runs_a_study(tmp_path) -> None:
 
 LISTENERS = """
 import json, os
-from dse.search.driver import _init_ray
-ray = _init_ray(None)
+from dse.search.ray_runner import init_ray
+ray = init_ray(None)
 ray.get(ray.remote(lambda: 1).remote())  # a worker up, too
 import psutil  # Ray vendors it
 ours = {p.pid: " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)} | {os.getpid(): "driver"}

@@ -18,7 +18,8 @@ import yaml
 
 import hwmodel
 from dse.cli import main as dse_main
-from dse.search.space import Constraint, load_space, parse_space, study_storage
+from dse.search.space import Constraint, load_space, parse_space
+from dse.search.storage import study_storage
 from dse.util.errors import UserError
 from hwmodel.cli import main as hwmodel_main
 

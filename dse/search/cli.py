@@ -71,10 +71,11 @@ def _study_arg(parser) -> None:
 
 
 def _search(args) -> int:
-    from dse.search.driver import SPACE_FILE, RunOptions, run_search, study_dir
+    from dse.search.driver import RunOptions, run_search
     from dse.search.reports import export_study, front
     from dse.search.space import load_space
     from dse.search.storage import locate
+    from dse.search.study import SPACE_FILE, study_dir
 
     space = load_space(args.space)
     directory = study_dir(space, args.results_dir)
@@ -101,9 +102,9 @@ def _plan(args) -> int:
 
     space = load_space(args.space)
     if args.address:
-        from dse.search.driver import _probe
+        from dse.search.ray_runner import probe
 
-        _probe(args.address)
+        probe(args.address)
         nodes, where = cluster.cluster_nodes(cluster.join(args.address, cluster.log_file(None))), args.address
     else:
         nodes, where = cluster.local_nodes(), "this machine"
@@ -113,8 +114,8 @@ def _plan(args) -> int:
 
 
 def _results(args):
-    from dse.search.driver import load_results, study_dir
     from dse.search.space import load_space
+    from dse.search.study import load_results, study_dir
 
     if args.results.is_file():  # the space YAML: its study directory, as dse search chose it
         args.results = study_dir(load_space(args.results), args.results_dir)

@@ -1,6 +1,6 @@
 """Driver liveness on a study's storage: a lease that the running driver renews.
 
-The lock file (``driver.driver_lock``) protects one study directory on one file system. Drivers on
+The lock file (``dse.search.lock``) protects one study directory on one file system. Drivers on
 other machines sharing a database or journal see each other only through the storage, so the driver
 holding a study keeps a lease there (a study attribute: holder, id, expiry) and renews it while it
 runs. Another driver is refused while the lease is live, naming the holder; once the holder is gone

@@ -29,11 +29,15 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 import hwmodel
+from dse.search import samplers
+from dse.search.progress_line import clock
+from dse.search.ray_runner import RESULT_WAIT_S
 from dse.search.records import add_finished
 from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import design, resolve
 from dse.search.space import MAX_NESTED_GRID, OBJECTIVES, SHARED_FIELDS, Param, SearchSpace
 from dse.search.sweep import _aggregate
+from dse.search.tell import error_line
 from dse.search.trial import price
 from dse.util.errors import UserError
 
@@ -53,7 +57,7 @@ def processor_params(space: SearchSpace) -> list[Param]:
 
 
 def distribution(p: Param):
-    """The Optuna distribution ``driver.suggest`` uses for ``p``."""
+    """The Optuna distribution ``samplers.suggest`` uses for ``p``."""
     if p.kind == "categorical":
         return CategoricalDistribution(list(p.choices))
     if p.kind == "int":
@@ -246,12 +250,10 @@ class _Front:
 
 def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path, target: int, ray, task,
           progress) -> optuna.Study:
-    """The nested driver loop (``driver._run`` hands over to it): ``target`` networks with a recorded point."""
-    from dse.search.driver import RESULT_WAIT_S, _clock, _error_line, make_sampler, suggest
-
+    """The nested driver loop (``dse.search.driver`` hands over to it): ``target`` networks with a recorded point."""
     nets = network_params(space)
     recorded = recorded_networks(space, study)
-    sampler = make_sampler(dataclasses.replace(space, params=tuple(nets)), target, offset=len(recorded))
+    sampler = samplers.make_sampler(dataclasses.replace(space, params=tuple(nets)), target, offset=len(recorded))
     working = optuna.create_study(directions=space.directions, sampler=sampler)
     dists = {p.name: distribution(p) for p in nets}
     for entry in recorded.values():
@@ -280,7 +282,7 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
         running = {v[2] for v in inflight.values()}
         while not stopping and len(inflight) < capacity and progress.done + len(inflight) < target:
             trial = working.ask()
-            network = {p.name: suggest(trial, p) for p in nets}
+            network = {p.name: samplers.suggest(trial, p) for p in nets}
             key = network_key(space, network)
             if key in solved or key in running:  # a network is trained and solved once
                 working.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -309,7 +311,7 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
             try:
                 outcome = ray.get(ref, timeout=60)
             except Exception as exc:  # the training raised, or its worker died past its retries
-                error = _error_line(exc)
+                error = error_line(exc)
                 add_finished(study, [failed_network(space, network, error, nid)])
                 working.tell(trial, state=optuna.trial.TrialState.FAIL)
                 progress.failed += 1
@@ -329,7 +331,7 @@ def drive(study: optuna.Study, lease, space: SearchSpace, opts, directory: Path,
                         "finished networks are kept: fix the cause, then --resume")
     if repeats >= MAX_REPEATS and progress.done < target and opts.progress:
         print(f"nested: the sampler proposed only networks already solved {MAX_REPEATS} times in a row; "
-              f"stopping at {progress.done} networks ({_clock(time.monotonic() - start)})")
+              f"stopping at {progress.done} networks ({clock(time.monotonic() - start)})")
     return study
 
 

@@ -4,7 +4,7 @@ Every mistake is one ``UserError`` naming the key and its path in the file, rais
 starts. Files the space names (``arch``, a ``hwmodel`` workload) are resolved against the space file's
 directory and must stay inside it (``hwmodel.files``); their content is inlined into ``source``, the copy
 the driver keeps in the study directory, so that copy needs no other file. A file-backed ``storage`` is a
-plain file name, placed in the study directory (``study_storage``).
+plain file name, placed in the study directory (``dse.search.storage.study_storage``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dse.data.registry import DATASET_NAMES
 from dse.network.registry import NETWORK_NAMES as MODEL_NAMES
 from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner
+from dse.search.storage import space_storage
 from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
@@ -305,81 +306,6 @@ def _arch(value: Any, directory: Path) -> tuple[hwmodel.Arch, str | dict]:
     return arch, arch.to_dict()
 
 
-SERVER_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")  # databases reached over a network
-
-
-def _storage(value: Any) -> str | None:
-    """A database server URL, or a file name (a journal, or SQLite under any driver: ``sqlite:///NAME``,
-    ``sqlite+pysqlite:///NAME``) for a file in the study directory. Every URL is parsed as SQLAlchemy
-    parses it, so no dialect, driver or URI form makes the driver write elsewhere; other places are
-    for ``--storage``, the user's own flag."""
-    if value is None:
-        return None
-    refused = _fail("storage", f"expected a database URL or a plain file name (a journal or sqlite:///NAME in the "
-                               f"study directory; other places: --storage), got {brief(_mask(value))}")
-    if not isinstance(value, str) or not value:
-        raise refused
-    name = value
-    if "://" in value:
-        from sqlalchemy.engine import make_url
-
-        try:
-            url = make_url(value)
-        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can read
-            raise refused from None
-        if url.get_backend_name() != "sqlite":
-            if url.get_backend_name() not in SERVER_DIALECTS:
-                raise _fail("storage", f"{url.get_backend_name()!r} is not a database server ("
-                                       f"{', '.join(SERVER_DIALECTS)}); a file storage is a plain file name")
-            return value
-        if url.query or url.host or url.username or url.port:  # ?uri=true&..., file: URIs, odd forms
-            raise refused
-        name = url.database
-    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("file:") or \
-            any(c in name for c in "/\\\0"):
-        raise refused
-    return value
-
-
-def _mask(value: Any) -> Any:
-    from dse.search.storage import mask
-
-    return mask(value) if isinstance(value, str) else value
-
-
-def study_storage(storage: str | None, directory: Path) -> str | None:
-    """Where a space's ``storage`` is: a file name is a file in the study ``directory``; a URL is itself."""
-    from dse.search.storage import in_directory
-
-    return None if storage is None else in_directory(storage, directory)
-
-
-def check_storage(storage: str, where: str, exists: bool, study_dir: Path | None = None) -> None:
-    """Refuse a storage Optuna could not open, before anything is written. ``exists``: it must hold a study
-    already; ``study_dir``: the study directory, which the driver creates (a storage file may go there).
-    Messages show the URL with its password masked."""
-    from dse.search.storage import file_of, mask
-
-    if "://" in storage:
-        from sqlalchemy.engine import make_url
-
-        try:
-            make_url(storage).get_dialect().import_dbapi()
-        except Exception as exc:  # noqa: BLE001 - unparsable URL, unknown dialect, driver not installed
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise UserError(f"{where}: {brief(mask(storage))} is not a usable database URL "
-                            f"({type(exc).__name__}: {reason.replace(storage, mask(storage))})") from None
-    path = file_of(storage)
-    if path is None:
-        return
-    if path.is_dir():
-        raise UserError(f"{where}: {path} is a directory, not a database or journal file")
-    if exists and not path.is_file():
-        raise UserError(f"{where}: {path} does not exist (no study there)")
-    if not path.parent.is_dir() and not (study_dir and path.parent.resolve() == Path(study_dir).resolve()):
-        raise UserError(f"{where}: {path.parent} is not a directory")
-
-
 def _constraint(text: Any, path: str) -> Constraint:
     m = re.fullmatch(r"\s*([a-z]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*", str(text))
     if not m:
@@ -519,7 +445,7 @@ def parse_space(data: Any, directory: str | Path = ".") -> SearchSpace:
                     hwmodel.with_fields(base, **{p.name: int(value) if p.kind == "int" else value})
                 except hwmodel.ConfigError as exc:
                     raise _fail(f"space.{p.name}", str(exc)) from None
-    storage = _storage(data.get("storage"))
+    storage = space_storage(data.get("storage"))
     pruning = parse_pruner(data.get("pruner"))
     if pruning.enabled:
         for i, w in enumerate(wls):

@@ -1,4 +1,8 @@
-"""Where a study's trials live, and the record that makes a study directory describe itself.
+"""Where a study's trials live: the storage a space file may name, and the record that makes a study directory
+describe itself.
+
+A space's ``storage`` is a database server URL, or a plain file name (a journal, or SQLite) for a file in the
+study directory (``space_storage``, ``study_storage``); other places are for ``--storage``, the user's own flag.
 
 The driver writes ``study.yaml`` beside ``space.yaml``: the storage it used, as a path relative to the
 study directory when the file is inside it (the default ``study.db``), else absolute, or a server URL with
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -110,12 +115,76 @@ def holds_study(path: Path) -> bool:
         return False
 
 
+SERVER_DIALECTS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")  # databases reached over a network
+
+
+def space_storage(value: Any) -> str | None:
+    """A database server URL, or a file name (a journal, or SQLite under any driver: ``sqlite:///NAME``,
+    ``sqlite+pysqlite:///NAME``) for a file in the study directory. Every URL is parsed as SQLAlchemy
+    parses it, so no dialect, driver or URI form makes the driver write elsewhere; other places are
+    for ``--storage``, the user's own flag."""
+    if value is None:
+        return None
+    shown = mask(value) if isinstance(value, str) else value
+    refused = UserError(f"storage: expected a database URL or a plain file name (a journal or sqlite:///NAME in the "
+                        f"study directory; other places: --storage), got {brief(shown)}")
+    if not isinstance(value, str) or not value:
+        raise refused
+    name = value
+    if "://" in value:
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(value)
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can read
+            raise refused from None
+        if url.get_backend_name() != "sqlite":
+            if url.get_backend_name() not in SERVER_DIALECTS:
+                raise UserError(f"storage: {url.get_backend_name()!r} is not a database server ("
+                                f"{', '.join(SERVER_DIALECTS)}); a file storage is a plain file name")
+            return value
+        if url.query or url.host or url.username or url.port:  # ?uri=true&..., file: URIs, odd forms
+            raise refused
+        name = url.database
+    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("file:") or \
+            any(c in name for c in "/\\\0"):
+        raise refused
+    return value
+
+
+def study_storage(storage: str | None, directory: Path) -> str | None:
+    """Where a space's ``storage`` is: a file name is a file in the study ``directory``; a URL is itself."""
+    return None if storage is None else in_directory(storage, directory)
+
+
+def check_storage(storage: str, where: str, exists: bool, study_dir: Path | None = None) -> None:
+    """Refuse a storage Optuna could not open, before anything is written. ``exists``: it must hold a study
+    already; ``study_dir``: the study directory, which the driver creates (a storage file may go there).
+    Messages show the URL with its password masked."""
+    if "://" in storage:
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(storage).get_dialect().import_dbapi()
+        except Exception as exc:  # noqa: BLE001 - unparsable URL, unknown dialect, driver not installed
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            raise UserError(f"{where}: {brief(mask(storage))} is not a usable database URL "
+                            f"({type(exc).__name__}: {reason.replace(storage, mask(storage))})") from None
+    path = file_of(storage)
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{where}: {path} is a directory, not a database or journal file")
+    if exists and not path.is_file():
+        raise UserError(f"{where}: {path} does not exist (no study there)")
+    if not path.parent.is_dir() and not (study_dir and path.parent.resolve() == Path(study_dir).resolve()):
+        raise UserError(f"{where}: {path.parent} is not a directory")
+
+
 def locate(flag: str | None, directory: Path, space_storage: str | None, must_exist: bool) -> str:
     """The storage of the study in ``directory``: ``--storage`` as given, else the directory's record, else
     the space's (a file name there), else ``study.db`` in it. Checked before anything is written; with
     ``must_exist``, it must already hold a study (readers and --resume never create one)."""
-    from dse.search.space import check_storage, study_storage
-
     if flag is not None:
         storage, where = flag, "--storage"
     elif (storage := recorded(directory)) is not None:
