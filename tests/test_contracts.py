@@ -84,11 +84,19 @@ def test_cache_key_covers_every_training_source(tmp_path) -> None:
     assert source_digest(root) == code_version()
     (root / "search" / "driver.py").write_text((root / "search" / "driver.py").read_text() + "\n# note\n")
     assert source_digest(root) == code_version()
-    (root / "mobilenet.py").write_text("WIDTH = 1\n")
+    (root / "network" / "mobilenet.py").write_text("WIDTH = 1\n")
     changed = source_digest(root)
     assert changed != code_version()
-    (root / "mobilenet.py").rename(root / "mobilenet2.py")  # the name is part of the key, not only the bytes
+    (root / "network" / "mobilenet.py").rename(root / "network" / "mobilenet2.py")  # the name is keyed, too
     assert source_digest(root) not in (changed, code_version())
+    (root / "network" / "mobilenet2.py").unlink()
+    for part in ("data", "network", "snn", "train", "util"):  # every sub-package that shapes a trained network
+        module = sorted((root / part).glob("*.py"))[-1]
+        text = module.read_text()
+        module.write_text(text + "\n# note\n")
+        assert source_digest(root) != code_version(), part
+        module.write_text(text)
+    assert source_digest(root) == code_version()
 
 
 def _hwmodel_uses(tree: ast.AST) -> list[tuple[int, str]]:

@@ -1,8 +1,9 @@
 """Train once, price many: trained networks on disk, keyed by everything that shapes them.
 
 The key hashes the full TrainSpec, the content fingerprint of the dataset as decoded
-(``dse.data.dataset.content_hash``), the dse version and the source of every module outside ``dse.search`` (``code_version``), so
-neither other data under the same name nor a code change ever serves a stale network. Entries are
+(``dse.data.dataset.content_hash``), the dse version and the source of every module outside ``dse.search``
+(``code_version``: data, network, snn, train, util), so neither other data under the same name nor a code
+change ever serves a stale network. Entries are
 trained in ``.partial-<key>`` (resumable after a lost worker) and renamed into place: when two workers
 finish the same key at once, the first rename wins and the other discards its copy. The cache is
 shared across studies.
@@ -35,8 +36,9 @@ def code_version() -> str:
 
 
 def source_digest(root: Path) -> str:
-    """Every source file of the package at ``root`` outside the search layer: whatever trains, exports or
-    simulates a network (a new model file included) changes the key; no list of module names to keep."""
+    """Every source file of the package at ``root`` outside the search layer (``search/``), paths included:
+    whatever loads the data, builds, trains, exports or simulates a network (a new model file included, in any
+    sub-package) changes the key; no list of module names to keep."""
     digest = hashlib.sha256(dse.__version__.encode())
     for path in sorted(p for p in root.rglob("*.py") if p.relative_to(root).parts[0] != "search"):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
