@@ -110,7 +110,7 @@ def test_python_tags_are_refused_everywhere_and_run_nothing(tmp_path, capsys, ta
 # --- (b) checkpoints load with weights_only=True, pickles never run code ------------------------------------
 def test_torch_load_always_has_weights_only_true() -> None:
     loads = [(p, n) for p in SOURCES for name, n in calls(p) if name == "torch.load"]
-    assert loads  # the scan sees the loaders (dse/train.py, dse/export.py)
+    assert loads  # the scan sees the loaders (dse/train/checkpoint.py, dse/snn/network.py)
     for path, node in loads:
         flags = {k.arg: k.value for k in node.keywords}
         assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, \
