@@ -118,7 +118,7 @@ def test_torch_load_always_has_weights_only_true() -> None:
 
 
 def test_no_unrestricted_unpickling() -> None:
-    """``pickle.load`` of a stranger's file runs its code: only dse/data.py's allow-list unpickler reads
+    """``pickle.load`` of a stranger's file runs its code: only dse/data/cifar.py's allow-list unpickler reads
     pickles (CIFAR batches), and numpy never unpickles."""
     found = [f"{p.relative_to(ROOT)}:{n.lineno}: {name}" for p in SOURCES for name, n in calls(p)
              if name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "dill.load", "joblib.load",

@@ -76,7 +76,7 @@ def train_cached(spec: TrainSpec, cache_dir: Path, data_dir=None, device: str = 
 
     A training killed with its worker or node leaves ``.partial-<key>`` behind with its last epoch's state,
     and the retry resumes there instead of starting over; a second worker on the same key meanwhile
-    (the partial directory is locked) trains privately. ``on_epoch`` (``loop.run``) may stop the training
+    (the partial directory is locked) trains privately. ``on_epoch`` (``dse.train.loop.run``) may stop the training
     by raising: its state stays in ``.partial-<key>``, never published, for a later request to resume.
     """
     import fcntl
