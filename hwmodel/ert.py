@@ -35,10 +35,11 @@ CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TE
 # costs CLOCK_PJ_PER_FLOP. Their count follows from the banks and widths the model already derives.
 PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per bit of the port width
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
-# k > 1: a level 2^(-t/k) is kept with this many extra fraction bits (dse.quant.MANTISSA_BITS, the exact SNN's)
+# k > 1: a level 2^(-t/k) is kept with this many extra fraction bits (dse.network.quant.MANTISSA_BITS, the exact SNN's)
 MANTISSA_BITS = 8
 # A per-channel threshold register (dse train.fold: thresholds): a mantissa of MANTISSA_BITS + 1 significant bits
-# (dse.quant.threshold_scales) and a 5-bit exponent (scales 2^-16..2^15 cover sigma / |gamma| of trained networks)
+# (dse.network.quant.threshold_scales) and a 5-bit exponent (scales 2^-16..2^15 cover sigma / |gamma| of
+# trained networks)
 THRESHOLD_REGISTER_BITS = MANTISSA_BITS + 1 + 5
 
 # --- logic area and leakage (Aladdin 40 nm 32-bit adder: 278 um^2, 2.4 uW leakage) ---------------------

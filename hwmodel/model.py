@@ -124,7 +124,7 @@ def _measured_bits(wl: Workload) -> float:
 
 def _lsb_bits(time_window, k, weight_bits, rounding="floor"):
     """Fraction bits of a spike level plus the largest weight exponent: the accumulator's LSB position
-    (dse.quant: SpikeCode.fraction_bits, max_exponent)."""
+    (dse.network.quant: SpikeCode.fraction_bits, max_exponent)."""
     exact = (k == 1) & (np.asarray(rounding) == "floor")
     return np.floor((time_window - 1.0) / k) + ert.MANTISSA_BITS * ~exact + np.exp2(weight_bits - 1.0) - 2.0
 
@@ -197,8 +197,8 @@ def _evaluate(f, t, cal, exact, detail):
     # int: the same with linear weights of magnitude <= 2^(n-1) (emax = n - 1).
     # A workload that carries the exact SNN's measured widths (dse evaluate --events) sets the width instead:
     # the measured range at this LSB position, never above the bound.
-    frac_bits = np.floor((steps - 1.0) / k) + ert.MANTISSA_BITS * (k > 1)   # dse.quant SpikeCode.fraction_bits
-    emax_log = np.exp2(wb - 1.0) - 2.0                          # dse.quant max_exponent
+    frac_bits = np.floor((steps - 1.0) / k) + ert.MANTISSA_BITS * (k > 1)   # dse.network.quant SpikeCode.fraction_bits
+    emax_log = np.exp2(wb - 1.0) - 2.0                          # dse.network.quant max_exponent
     emax = emax_log + int_dp * (wb + 1.0 - np.exp2(wb - 1.0))   # int: wb - 1 (ufuncs only: no np.where)
     acc_min = 3.0 + emax + np.maximum(t.log2_fanin_spikes + frac_bits, t.log2_fanin_pixels)
     if t.measured_bits:   # measured on a log-weight network: it lowers the log datapath's width only

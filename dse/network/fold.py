@@ -57,7 +57,8 @@ def fold_unit(unit: nn.ModuleDict, into: str = "weights") -> None:
         shift = shift + conv.bias * scale
     if into == "thresholds" and "act" in unit:
         sign = torch.where(scale < 0, -1.0, 1.0).to(scale.dtype)
-        magnitude = scale.abs().clamp(2.0**-12, 2.0**15)  # the register's exponent range; a dead channel keeps a bounded bias
+        # the register's exponent range; a dead channel (gamma ~ 0) keeps a bounded bias
+        magnitude = scale.abs().clamp(2.0**-12, 2.0**15)
         conv.weight.mul_(sign.view(-1, 1, 1, 1))
         conv.bias = nn.Parameter(shift * sign / magnitude)
         unit["act"].register_buffer("threshold_scale", threshold_scales(1.0 / magnitude).to(scale.dtype))

@@ -193,7 +193,7 @@ class CATActivation(torch.nn.Module):
         fast = self.code.exact_shift and self.code.rounding == "floor"
         if scale is not None and not (fast and self.training):
             return _CATChannels.apply(x, s, scale, self.code)  # exact: what the SNN computes
-        if scale is not None:  # training: x / scale rounds, a step off at most where it lands on a level; evaluation is exact
+        if scale is not None:  # training: x / scale rounds (a step off at most, on a level); evaluation is exact
             x = x / scale.to(x.dtype).view([1, -1] + [1] * (x.dim() - 2))
         if fast:
             fused = self.fused and self.training and x.dtype == torch.float32

@@ -317,7 +317,8 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
     """``dse.network.quant.spike_times`` in one pass, exact. For k = 1 and floor thresholds (theta 2^-t) the step is
     theta_exp - floor(log2 v), read off the float's exponent field (zero, negative and subnormal potentials fall
     below the window); otherwise T minus the number of thresholds at or below v (a table search). ``scale``: a
-    threshold per channel (dim 1, or the one dimension of a gathered vector), ``dse.network.quant.channel_spike_times``."""
+    threshold per channel (dim 1, or the one dimension of a gathered vector),
+    ``dse.network.quant.channel_spike_times``."""
     T = code.time_window
     fields = code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS
     if scale is not None:
