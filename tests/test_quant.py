@@ -110,3 +110,26 @@ def test_smallest_weights_become_zero_at_two_bits() -> None:
 def test_weight_bits_below_two_rejected() -> None:
     with pytest.raises(ValueError, match="weight_bits"):
         max_exponent(1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k,rounding", [(1, "floor"), (2, "floor"), (1, "round")])
+def test_per_channel_spike_times_equal_the_comparisons_they_stand_for(dtype, k, rounding) -> None:
+    """``channel_spike_times``: the first step with v >= theta * scale[c] * thr[t], by brute force, including
+    potentials exactly on a threshold and one float step below it (the cases a rounded ratio gets wrong)."""
+    from dse.network.quant import channel_spike_times, threshold_scales
+
+    code = SpikeCode(8, k, rounding)
+    g = torch.Generator().manual_seed(0)
+    scale = threshold_scales(torch.rand(6, generator=g, dtype=torch.float64) * 4 + 0.01)
+    v = (torch.randn(40, 6, 5, 5, generator=g, dtype=torch.float64) * 3).to(dtype)
+    phi = scale.view(1, -1, 1, 1) * 4.0  # theta = 4
+    thr = torch.tensor(code.thresholds(), dtype=torch.float64)
+    for t in range(8):  # on a threshold, and just below it
+        v[t, :, 0, 0] = (phi[0, :, 0, 0] * thr[t]).to(dtype)
+        v[t, :, 0, 1] = torch.nextafter(v[t, :, 0, 0], torch.zeros((), dtype=dtype))
+    expected = torch.full(v.shape, 8, dtype=torch.int64)
+    for t in reversed(range(8)):
+        expected = torch.where(v.double() >= phi * thr[t], torch.tensor(t), expected)
+    assert torch.equal(channel_spike_times(v, 4.0, scale, code).long(), expected)
+    assert 0 < int((expected < 8).sum()) < expected.numel()

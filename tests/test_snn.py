@@ -231,3 +231,21 @@ def test_fold_into_thresholds_keeps_what_each_neuron_computes() -> None:
         agree[into] = same / total
     assert any(float(b.weight.detach().min()) < 0 for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
     assert agree["thresholds"] > 0.99 > agree["weights"] + 0.05
+
+
+def test_a_network_folded_into_thresholds_is_priced_with_its_threshold_registers() -> None:
+    """The workload says which convs fire against per-channel threshold registers, and hwmodel charges them."""
+    import hwmodel
+
+    model, pixels = _trained(into="thresholds")
+    net = export_snn(model)
+    labels = torch.zeros(len(pixels), dtype=torch.int64)
+    doc = spike_statistics(net, [(pixels, labels)])
+    convs = [layer for layer in doc["layers"] if layer["type"] == "conv"]
+    assert convs and all(layer.get("channel_thresholds") is True for layer in convs)
+    plain = copy.deepcopy(doc)
+    for layer in plain["layers"]:
+        layer.pop("channel_thresholds", None)
+    arch = hwmodel.load_arch("paper")
+    fire = [hwmodel.estimate(arch, hwmodel.load_workload(d)).energy_by_term["fire"] for d in (doc, plain)]
+    assert fire[0] > fire[1] > 0

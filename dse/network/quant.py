@@ -17,6 +17,8 @@ import torch
 # of two: k > 1 (levels 2^(-j/k)) and round-to-nearest thresholds (2^(-1/2)). Eight bits keep every
 # table entry within 0.2 % of the ideal value and cost a 2^k-entry ROM in hardware.
 MANTISSA_BITS = 8
+# A float's integer view, mantissa bits and exponent bias: spike times read off the exponent field (k = 1, floor)
+FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
 
 
 def _fixed(x: float) -> float:
@@ -73,20 +75,38 @@ def spike_times(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -
 
 
 def channel_spike_times(v: torch.Tensor, theta: torch.Tensor | float, scale: torch.Tensor, code: SpikeCode) -> torch.Tensor:
-    """``spike_times`` against a threshold theta * scale[c] per channel (dim 1), exactly (int64).
+    """``spike_times`` against a threshold theta * scale[c] per channel (dim 1), exactly (int32 for k = 1, floor:
+    read off the float's fields; else int64).
 
     ``scale`` holds dyadic numbers of at most MANTISSA_BITS + 1 significant bits (``threshold_scales``), so every
     threshold theta * scale[c] * thr[t] is exact: the step found from the rounded ratio v / scale is checked
     against those exact products and moved by the one step a rounding can cost."""
+    T = code.time_window
+    if code.exact_shift and code.rounding == "floor" and v.dtype in FLOAT_FIELDS:
+        return _exponent_field_times(v, math.frexp(float(theta))[1] - 1, T, scale)  # theta: a power of two
     shape = [1] * v.dim()
     shape[1] = -1
     phi = scale.to(v.dtype).view(shape) * theta
-    T = code.time_window
     times = spike_times(v / phi, 1.0, code)
     table = torch.tensor(code.thresholds(), dtype=v.dtype, device=v.device)
     later = (times < T) & (v < phi * table[times.clamp(max=T - 1)])  # the rounded ratio reached a level v does not
     earlier = (times > 0) & (v >= phi * table[(times - 1).clamp(min=0)])
     return times + later.to(times.dtype) - earlier.to(times.dtype)
+
+
+def _exponent_field_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch.Tensor) -> torch.Tensor:
+    """k = 1, floor, a threshold theta * scale[c] per channel, in the float's fields: with v = m_v 2^e_v and
+    scale = m_s 2^e_s (m in [1, 2)), v >= theta scale 2^-t first holds at t = theta_exp + e_s - e_v + [m_v < m_s].
+    Integer operations only: exact, no division (int32)."""
+    as_int, mantissa, bias = FLOAT_FIELDS[v.dtype]
+    s = scale.to(v.dtype).contiguous().view(as_int)
+    shape = [1, -1] + [1] * (v.dim() - 2)
+    offset = (theta_exp + (s >> mantissa)).view(shape)  # theta_exp + e_s + bias
+    low = s & ((1 << mantissa) - 1)
+    bits = v.contiguous().view(as_int)
+    times = offset - (bits >> mantissa)  # negative v: a negative field, a large step; zero: e_v = -bias
+    times += (bits & ((1 << mantissa) - 1)) < low.view(shape)
+    return times.clamp_(0, T).to(torch.int32)
 
 
 def threshold_scales(x: torch.Tensor) -> torch.Tensor:
@@ -229,7 +249,7 @@ class _CATChannels(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, log2_theta: torch.Tensor, scale: torch.Tensor, code: SpikeCode):
         theta = torch.exp2(log2_theta)
         ctx.save_for_backward(x, theta, scale)
-        return decode(channel_spike_times(x, theta, scale, code), theta, code, dtype=x.dtype)
+        return decode(channel_spike_times(x, theta, scale, code).long(), theta, code, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad):

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.network.layers import PIXEL_FRACTION_BITS
+from dse.network.quant import FLOAT_FIELDS as _FLOAT_FIELDS
 from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent
 from dse.network.resnet import shortcut
 from dse.snn.network import SNNNetwork, apply_weights, reread
@@ -310,7 +311,6 @@ def _local_bound(op: dict, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor,
     return 2 * (nonzero + 4) * 2.0**-FLOAT32_BITS * largest
 
 
-_FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
 
 
 def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -324,8 +324,7 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
     if scale is not None:
         gathered = v.dim() == 1  # neurons gathered one by one, each with its channel's scale: one per "channel"
         u = v.view(1, -1) if gathered else v
-        times = (_scaled_exponent_times(u, theta_exp, T, scale.to(v.device)) if fields
-                 else channel_spike_times(u, 2.0**theta_exp, scale.to(v.device), code).to(torch.int32))
+        times = channel_spike_times(u, 2.0**theta_exp, scale.to(v.device), code).to(torch.int32)
         return times.view(-1) if gathered else times
     if fields:
         as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
@@ -334,21 +333,6 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
         return times.clamp_(0, T).to(torch.int32)  # int32: half the traffic of int64
     below = torch.tensor(code.thresholds()[::-1], dtype=v.dtype, device=v.device) * 2.0**theta_exp
     return T - torch.bucketize(v.contiguous(), below, right=True, out_int32=True)
-
-
-def _scaled_exponent_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch.Tensor) -> torch.Tensor:
-    """k = 1, floor, a threshold theta * scale[c] per channel, in the float's fields: with v = m_v 2^e_v and
-    scale = m_s 2^e_s (m in [1, 2)), v >= theta scale 2^-t first holds at t = theta_exp + e_s - e_v + [m_v < m_s].
-    Integer operations only: exact, no division (``dse.network.quant.channel_spike_times`` is the reference)."""
-    as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
-    s = scale.to(v.dtype).contiguous().view(as_int)
-    shape = [1, -1] + [1] * (v.dim() - 2)
-    offset = (theta_exp + (s >> mantissa)).view(shape)  # theta_exp + e_s + bias
-    low = s & ((1 << mantissa) - 1)
-    bits = v.contiguous().view(as_int)
-    times = offset - (bits >> mantissa)  # negative v: a negative field, a large step; zero: e_v = -bias
-    times += (bits & ((1 << mantissa) - 1)) < low.view(shape)
-    return times.clamp_(0, T).to(torch.int32)
 
 
 def _decode(times: torch.Tensor, theta_exp: int, code, dtype: torch.dtype) -> torch.Tensor:
