@@ -74,6 +74,11 @@ def spike_times(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -
     return torch.searchsorted(-thr, -ratio.contiguous()).clamp_(max=code.time_window).to(torch.int64)
 
 
+def per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One value per channel (dim 1 of ``like``), shaped to broadcast over ``like`` and in its dtype and device."""
+    return values.to(like.device, like.dtype).view([1, -1] + [1] * (like.dim() - 2))
+
+
 def channel_spike_times(v: torch.Tensor, theta: torch.Tensor | float, scale: torch.Tensor, code: SpikeCode) -> torch.Tensor:
     """``spike_times`` against a threshold theta * scale[c] per channel (dim 1), exactly (int32 for k = 1, floor:
     read off the float's fields; else int64).
@@ -84,9 +89,7 @@ def channel_spike_times(v: torch.Tensor, theta: torch.Tensor | float, scale: tor
     T = code.time_window
     if code.exact_shift and code.rounding == "floor" and v.dtype in FLOAT_FIELDS:
         return _exponent_field_times(v, math.frexp(float(theta))[1] - 1, T, scale)  # theta: a power of two
-    shape = [1] * v.dim()
-    shape[1] = -1
-    phi = scale.to(v.dtype).view(shape) * theta
+    phi = per_channel(scale, v) * theta
     times = spike_times(v / phi, 1.0, code)
     table = torch.tensor(code.thresholds(), dtype=v.dtype, device=v.device)
     later = (times < T) & (v < phi * table[times.clamp(max=T - 1)])  # the rounded ratio reached a level v does not
@@ -100,12 +103,10 @@ def _exponent_field_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch.
     Integer operations only: exact, no division (int32)."""
     as_int, mantissa, bias = FLOAT_FIELDS[v.dtype]
     s = scale.to(v.dtype).contiguous().view(as_int)
-    shape = [1, -1] + [1] * (v.dim() - 2)
-    offset = (theta_exp + (s >> mantissa)).view(shape)  # theta_exp + e_s + bias
-    low = s & ((1 << mantissa) - 1)
     bits = v.contiguous().view(as_int)
+    offset = per_channel(theta_exp + (s >> mantissa), bits)  # theta_exp + e_s + bias
     times = offset - (bits >> mantissa)  # negative v: a negative field, a large step; zero: e_v = -bias
-    times += (bits & ((1 << mantissa) - 1)) < low.view(shape)
+    times += (bits & ((1 << mantissa) - 1)) < per_channel(s & ((1 << mantissa) - 1), bits)
     return times.clamp_(0, T).to(torch.int32)
 
 
@@ -214,7 +215,7 @@ class CATActivation(torch.nn.Module):
         if scale is not None and not (fast and self.training):
             return _CATChannels.apply(x, s, scale, self.code)  # exact: what the SNN computes
         if scale is not None:  # training: x / scale rounds (a step off at most, on a level); evaluation is exact
-            x = x / scale.to(x.dtype).view([1, -1] + [1] * (x.dim() - 2))
+            x = x / per_channel(scale, x)
         if fast:
             fused = self.fused and self.training and x.dtype == torch.float32
             return _CATFloorPow2.apply(x, s, self.code.time_window, fused)
@@ -254,7 +255,7 @@ class _CATChannels(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, theta, scale = ctx.saved_tensors
-        s = scale.to(x.dtype).view([1, -1] + [1] * (x.dim() - 2))
+        s = per_channel(scale, x)
         u = x / s  # straight through u = x / scale[c] inside (0, theta); theta's gradient where u clips
         grad_x = _cat_grad_x(grad / s, u, theta)
         grad_theta = torch.where(u >= theta, grad, torch.zeros_like(grad)).sum()

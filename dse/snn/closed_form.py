@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.quant import FLOAT_FIELDS as _FLOAT_FIELDS
-from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent
+from dse.network.quant import channel_spike_times, decode, log_decode, max_exponent, per_channel
 from dse.network.resnet import shortcut
 from dse.snn.network import SNNNetwork, apply_weights, reread
 from dse.snn.record import SpikeRecord, record_fire
@@ -189,12 +189,11 @@ def _settle_rounded_sums(times: torch.Tensor, s: torch.Tensor, pair: tuple, thet
     the exact sum and ``s`` would be nearer than ``s``. So only a sum equal to its step's threshold is unsure; those
     few are added exactly in float64."""
     T = code.time_window
-    shape = [1, -1] + [1] * (s.dim() - 2)
     if code.exact_shift and code.rounding == "floor" and s.dtype in _FLOAT_FIELDS:
         # thresholds theta scale[c] 2^-t: candidates share the scale's mantissa field (0 without a scale)
         as_int, mantissa, _ = _FLOAT_FIELDS[s.dtype]
         field = (1 << mantissa) - 1
-        target = 0 if scale is None else (scale.to(s.device, s.dtype).view(as_int) & field).view(shape)
+        target = 0 if scale is None else per_channel(scale.to(s.dtype).view(as_int) & field, s.view(as_int))
         at = (((s.view(as_int) & field) == target) & (times < T)).nonzero(as_tuple=True)
     else:
         at = (times < T).nonzero(as_tuple=True)
@@ -320,13 +319,12 @@ def _times(v: torch.Tensor, theta_exp: int, code, scale: torch.Tensor | None = N
     threshold per channel (dim 1, or the one dimension of a gathered vector),
     ``dse.network.quant.channel_spike_times``."""
     T = code.time_window
-    fields = code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS
     if scale is not None:
         gathered = v.dim() == 1  # neurons gathered one by one, each with its channel's scale: one per "channel"
         u = v.view(1, -1) if gathered else v
         times = channel_spike_times(u, 2.0**theta_exp, scale.to(v.device), code).to(torch.int32)
         return times.view(-1) if gathered else times
-    if fields:
+    if code.exact_shift and code.rounding == "floor" and v.dtype in _FLOAT_FIELDS:
         as_int, mantissa, bias = _FLOAT_FIELDS[v.dtype]
         # theta_exp - (exponent field - bias); sign-extended, a negative v gives a field < 0: a step past T
         times = (theta_exp + bias) - (v.contiguous().view(as_int) >> mantissa)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.network.layers import PIXEL_FRACTION_BITS
-from dse.network.quant import log_decode, max_exponent
+from dse.network.quant import log_decode, max_exponent, per_channel
 from dse.snn.network import SNNNetwork, apply_weights, reread
 from dse.snn.record import SpikeRecord, record_fire
 
@@ -129,9 +129,9 @@ def _fire_phase(potential: torch.Tensor, lsb: int, theta_exp: int, code,
     times = torch.full_like(potential, T)
     # thresholds in accumulator units: theta * thr[t] / 2^lsb, exact dyadic -> compare in float64
     v = potential.to(torch.float64)
-    per_channel = 1.0 if scale is None else scale.to(v.device, torch.float64).view([1, -1] + [1] * (v.dim() - 2))
+    channel = 1.0 if scale is None else per_channel(scale, v)
     for t, thr in enumerate(code.thresholds()):
-        threshold = thr * 2.0 ** (theta_exp - lsb) * per_channel
+        threshold = thr * 2.0 ** (theta_exp - lsb) * channel
         fire = (times == T) & (v >= threshold)
         times[fire] = t
     return times
