@@ -19,6 +19,7 @@ def balanced(labels: torch.Tensor, n: int, seed: int = SPLIT_SEED) -> torch.Tens
     so on, so class counts differ by at most one (which classes get the extra image is seeded too) until a
     class runs out, when the others fill in. A loader's class-sorted order never decides what is left out.
     """
+    labels = labels.cpu()  # the draw is made on the CPU (its generator's device); CPU indices index any device
     total = len(labels)
     if n >= total:
         return torch.arange(total)

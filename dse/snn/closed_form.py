@@ -65,8 +65,9 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
             error = (_error_bound(op, w, bias, magnitude) if hidden32 and groups is None and i not in exact
                      else None)
             pair = None
-            if groups is not None:
-                masks, biases, separate = groups
+            if groups is not None:  # built on the CPU from the op's codes: moved to the activity's device
+                masks, biases, separate = ([t.to(x.device) for t in g] if isinstance(g, list) else
+                                           None if g is None else g.to(x.device) for g in groups)
                 with _ieee_float32(x.device):
                     parts = apply_weights(op, x, torch.cat([w * m for m in masks]).float(), torch.cat(biases))
                 if len(masks) == 1 and separate is None:
@@ -91,6 +92,7 @@ def simulate_closed_form(net: SNNNetwork, pixels: torch.Tensor, keep_times: bool
                 record.work["float64 MACs"] += x.numel() * w[0].numel()
         elif kind == "fire":
             theta_exp, scale = op["theta_exp"], op.get("threshold_scale")
+            scale = None if scale is None else scale.to(x.device)
             times = (_times(x, theta_exp, code, scale) if error is None
                      else _certified_times(x, error, theta_exp, code, layer, record, scale))
             if pair is not None:
@@ -193,7 +195,7 @@ def _settle_rounded_sums(times: torch.Tensor, s: torch.Tensor, pair: tuple, thet
         # thresholds theta scale[c] 2^-t: candidates share the scale's mantissa field (0 without a scale)
         as_int, mantissa, _ = _FLOAT_FIELDS[s.dtype]
         field = (1 << mantissa) - 1
-        target = 0 if scale is None else per_channel(scale.to(s.dtype).view(as_int) & field, s.view(as_int))
+        target = 0 if scale is None else per_channel(scale.to(s.device, s.dtype).view(as_int) & field, s.view(as_int))
         at = (((s.view(as_int) & field) == target) & (times < T)).nonzero(as_tuple=True)
     else:
         at = (times < T).nonzero(as_tuple=True)
