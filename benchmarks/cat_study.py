@@ -47,7 +47,8 @@ def plan(name: str, epochs: int) -> dict[str, dict]:
         }
     elif name == "vgg16":
         base = dict(dataset="cifar10", model="vgg16")
-        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat)}
+        rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat),
+                "cat_log5_no_finetune": dict(activation="cat", epochs=epochs, finetune_epochs=0)}
     elif name == "tiny":
         base = dict(dataset="tiny-imagenet", model="small_vgg")
         rows = {"relu_fp": dict(activation="relu", epochs=epochs), "cat_log5": dict(cat)}
