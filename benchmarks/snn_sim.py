@@ -8,6 +8,11 @@ Besides time, it counts the closed form's work against the ANN's multiply-adds (
 float32 and float64 multiply-adds and the values gathered to recompute uncertain neurons exactly.
 
     python benchmarks/snn_sim.py [--rounds 3] [--out results/benchmarks/snn_sim.txt] [--allow-load]
+    python benchmarks/snn_sim.py --trained RUN_DIR --data-dir DIR --out results/benchmarks/snn_sim_trained.txt
+
+``--trained``: a `dse train` output folder (checkpoint.pt, snn.pt): the trained network on the first test images
+instead (its own T; its threshold registers when it was folded into them). A trained network's activity, not a
+calibrated random one's, is what an evaluation pays for.
 """
 
 from __future__ import annotations
@@ -69,16 +74,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--windows", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/snn_sim.txt"))
+    p.add_argument("--trained", type=Path, help="a `dse train` output folder: its network on real test images")
+    p.add_argument("--data-dir", type=Path)
     add_load_option(p)
     args = p.parse_args()
     load = LoadCheck(args.allow_load)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    pixels = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
     runs, refined, work = {}, {}, {}
-    for T in args.windows:
-        model = calibrated(fold_batchnorm(build_model(args.model, 10, 3, 32, time_window=T).eval()), pixels)
-        net = export_snn(model)
+    for T, model, net, pixels in _networks(args):
         closed, rec = simulate_closed_form(net, pixels)
         assert torch.equal(closed, copy.deepcopy(model).double()(pixels.double() / 256)), "not bit-exact"
         refined[T] = rec.refined / max(rec.certified, 1)
@@ -86,7 +90,7 @@ def main() -> None:
         work[T] = {k: v / ann_macs for k, v in rec.work.items()}
         ann32 = copy.deepcopy(model).float()
         ann64 = copy.deepcopy(model).double()
-        if T == args.windows[0]:
+        if "ANN float32" not in runs:
             runs["ANN float32"] = lambda m=ann32: m(pixels.float() / 256)
             runs["ANN float64 (exact)"] = lambda m=ann64: m(pixels.double() / 256)
         runs[f"SNN closed form T={T}"] = lambda n=net: simulate_closed_form(n, pixels)
@@ -94,7 +98,9 @@ def main() -> None:
     with torch.no_grad():
         times, _ = interleaved(runs, args.rounds)
     base = statistics.median(times["ANN float32"])
-    lines = [f"{args.model}, batch {args.batch}, 32x32x3, {args.threads} threads, torch {torch.__version__}, "
+    what = (f"{args.trained} (trained, spec {_spec_line(args.trained)}), the first {args.batch} test images"
+            if args.trained else f"{args.model} (random weights, calibrated thresholds), random pixels")
+    lines = [f"{what}, batch {args.batch}, {args.threads} threads, torch {torch.__version__}, "
              f"median of {args.rounds} interleaved rounds"]
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -105,6 +111,29 @@ def main() -> None:
     for T, counts in work.items():
         lines.append(f"  T={T}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(counts.items())))
     report(lines, args.out, load)
+
+
+def _networks(args):
+    """(T, float model, SNN, pixels) per time window: calibrated random networks, or the one trained network."""
+    if args.trained:
+        from dse.snn.network import SNNNetwork
+        from dse.train.checkpoint import load_checkpoint
+
+        model, _, data = load_checkpoint(args.trained / "checkpoint.pt", data_dir=args.data_dir)
+        net = SNNNetwork.load(args.trained / "snn.pt")
+        yield net.code.time_window, model, net, data.test.images[: args.batch]
+        return
+    pixels = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
+    for T in args.windows:
+        model = calibrated(fold_batchnorm(build_model(args.model, 10, 3, 32, time_window=T).eval()), pixels)
+        yield T, model, export_snn(model), pixels
+
+
+def _spec_line(folder: Path) -> str:
+    import json
+
+    spec = json.loads((folder / "metrics.json").read_text())["spec"]
+    return ", ".join(f"{k} {spec[k]}" for k in ("model", "dataset", "time_window", "fold") if k in spec)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from dse.network.quant import SpikeCode
+from dse.network.quant import SpikeCode, decode
 from dse.snn import closed_form
 from dse.snn.closed_form import simulate_closed_form
 from dse.snn.events import simulate_events
@@ -109,3 +110,16 @@ def test_the_certified_path_costs_one_float32_pass_plus_the_undecided_neurons(bo
         position = max(op["codes"].numel() for op in net.ops if op["op"] in ("conv", "linear"))  # channels x fan-in
         assert output <= rec.work["float64 MACs"] <= output + rec.refined * position
         assert rec.refined < 0.01 * rec.certified
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_closed_forms_max_pool_and_decode_equal_torchs_and_quants(k) -> None:
+    g = torch.Generator().manual_seed(k)
+    for shape in [(2, 3, 8, 8), (1, 2, 7, 9), (3, 1, 5, 4)]:
+        x = torch.randn(shape, generator=g)
+        x[0, 0, 0, 0] = -0.0
+        assert torch.equal(closed_form._max_pool(x, k), F.max_pool2d(x, k))
+    for code in (SpikeCode(8), SpikeCode(16, 2, "round")):
+        times = torch.randint(0, code.time_window + 1, (4, 5, 6), generator=g, dtype=torch.int32)
+        for dtype in (torch.float32, torch.float64):
+            assert torch.equal(closed_form._decode(times, 2, code, dtype), decode(times.long(), 4.0, code, dtype))

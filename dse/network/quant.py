@@ -100,13 +100,15 @@ def channel_spike_times(v: torch.Tensor, theta: torch.Tensor | float, scale: tor
 def _exponent_field_times(v: torch.Tensor, theta_exp: int, T: int, scale: torch.Tensor) -> torch.Tensor:
     """k = 1, floor, a threshold theta * scale[c] per channel, in the float's fields: with v = m_v 2^e_v and
     scale = m_s 2^e_s (m in [1, 2)), v >= theta scale 2^-t first holds at t = theta_exp + e_s - e_v + [m_v < m_s].
-    Integer operations only: exact, no division (int32)."""
-    as_int, mantissa, bias = FLOAT_FIELDS[v.dtype]
-    s = scale.to(v.dtype).contiguous().view(as_int)
-    bits = v.contiguous().view(as_int)
-    offset = per_channel(theta_exp + (s >> mantissa), bits)  # theta_exp + e_s + bias
-    times = offset - (bits >> mantissa)  # negative v: a negative field, a large step; zero: e_v = -bias
-    times += (bits & ((1 << mantissa) - 1)) < per_channel(s & ((1 << mantissa) - 1), bits)
+    Subtracting the scale's mantissa field from v's bits borrows from v's exponent field exactly when
+    m_v < m_s, so t = theta_exp + e_s - (the exponent field of bits_v - mantissa_s). Negative v (and -0) take the
+    bits of +0 first: far below the window. Integer operations only, in place after one copy: exact."""
+    as_int, mantissa, _ = FLOAT_FIELDS[v.dtype]
+    s = scale.to(v.device, v.dtype).contiguous().view(as_int)
+    times = v.contiguous().view(as_int).clamp_min(0)
+    times -= per_channel(s & ((1 << mantissa) - 1), times)
+    times >>= mantissa  # e_v + bias - [m_v < m_s]
+    times.neg_().add_(per_channel(theta_exp + (s >> mantissa), times))  # theta_exp + e_s + bias - that
     return times.clamp_(0, T).to(torch.int32)
 
 
