@@ -8,7 +8,6 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import hwmodel
 from dse.network.fold import fold_batchnorm
@@ -18,6 +17,7 @@ from dse.snn.events import simulate_events
 from dse.snn.export import export_snn
 from dse.snn.network import SNNNetwork
 from dse.snn.statistics import workload_layers, spike_statistics
+from networks import trained_briefly
 
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"))) + [(16, 1, "floor", "pixels")]
 
@@ -27,19 +27,8 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", seed=0, size=8, name="r
     torch.manual_seed(seed)
     m = build_model(name, 10, 3, size, width=0.25, time_window=T, steps_per_octave=k, rounding=rounding,
                     first_layer=first)
-    g = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (32, 3, size, size), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (32,), generator=g)
-    opt = torch.optim.SGD(m.parameters(), lr=0.05)
-    for step in range(5):
-        if step == 3:
-            fold_batchnorm(m.eval(), calibration=pixels.float() / 256, into=into)
-        m.train()
-        loss = F.cross_entropy(m(pixels.float() / 256), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval(), pixels
+    return trained_briefly(m, lambda model, pixels: fold_batchnorm(model, calibration=pixels.float() / 256,
+                                                                   into=into), seed, size)
 
 
 @pytest.mark.parametrize("into", ["weights", "thresholds"])

@@ -17,6 +17,7 @@ from dse.snn.export import convert_relu, export_snn
 from dse.snn.network import SNNNetwork
 from dse.snn.statistics import workload_layers, spike_statistics
 from dse.util.errors import UserError
+from networks import trained_briefly
 
 # every option on, against the default: T x k x rounding x first layer x pooling, 2 x 2 x 2 x 2 x 2 (+ T=16)
 CASES = list(itertools.product((4, 8), (1, 2), ("floor", "round"), ("pixels", "ttfs"), ("max", "avg"))) + [
@@ -28,20 +29,12 @@ def _trained(T=8, k=1, rounding="floor", first="pixels", pool="max", bits=5, see
     torch.manual_seed(seed)
     m = build_model("tiny_vgg", 10, 3, size, width=0.5, weight_bits=bits, time_window=T, steps_per_octave=k,
                     rounding=rounding, first_layer=first, pool=pool)
-    g = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (32, 3, size, size), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (32,), generator=g)
-    opt = torch.optim.SGD(m.parameters(), lr=0.05)
-    for step in range(5):
-        if step == 3:
-            _spread_batchnorms(m)
-            fold_batchnorm(m.eval(), into=into)
-        m.train()
-        loss = F.cross_entropy(m(pixels.float() / 256), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval(), pixels
+
+    def fold(model, pixels):
+        _spread_batchnorms(model)
+        fold_batchnorm(model, into=into)
+
+    return trained_briefly(m, fold, seed, size)
 
 
 def _spread_batchnorms(m) -> None:
