@@ -85,7 +85,7 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
     study.set_user_attr("space", space.source)
     with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard labels its axes with
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([f"{o} ({OBJECTIVES[o][1]})" for o in space.objectives])
+        study.set_metric_names([f"{o} ({OBJECTIVES[o].unit})" for o in space.objectives])
     if any(w.optional for w in space.workloads):
         from dse.search import optional
 

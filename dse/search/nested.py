@@ -30,18 +30,18 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 import hwmodel
 from dse.search import samplers
+from dse.search.objectives import OBJECTIVES, PRICED
 from dse.search.progress_line import clock
 from dse.search.ray_runner import RESULT_WAIT_S
 from dse.search.records import add_finished
 from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import design, resolve
-from dse.search.space import MAX_NESTED_GRID, OBJECTIVES, SHARED_FIELDS, Param, SearchSpace
+from dse.search.space import MAX_NESTED_GRID, SHARED_FIELDS, Param, SearchSpace
 from dse.search.sweep import _aggregate
 from dse.search.tell import error_line
 from dse.search.trial import price
 from dse.util.errors import UserError
 
-_SI = {"energy": "energy_j", "latency": "latency_s", "area": "area_mm2"}
 _PRICED = ("energy", "latency", "area", "feasible", "reasons", "sops", "adapted")  # what solve() sets per processor
 MAX_REPEATS = 200  # proposals of networks already solved, in a row, before the network space counts as exhausted
 
@@ -115,8 +115,8 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
         workload = hwmodel.load_workload(per_network[w.name]["spike_stats"] if w.trains else w.hwmodel_workload)
         res = hwmodel.estimate_many(r.arch, workload, **fields)
         ok &= res["feasible"]
-        for m in ("energy", "latency", "area"):
-            metrics[m].append(res[_SI[m]] * OBJECTIVES[m][2])
+        for o in PRICED:
+            metrics[o.name].append(o.read_many(res))
         if w.trains:
             metrics["accuracy"].append(np.full(len(procs), per_network[w.name]["accuracy"]))
         workloads.append((w, r, workload, res))
@@ -138,9 +138,8 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
         for w, r, workload, res in workloads:
             arch = hwmodel.with_fields(r.arch, **proc)
             if res["feasible"][i]:
-                m = {"energy": float(res["energy_j"][i]) * OBJECTIVES["energy"][2],
-                     "latency": float(res["latency_s"][i]) * OBJECTIVES["latency"][2],
-                     "area": float(res["area_mm2"][i]), "feasible": True, "reasons": [], "sops": float(res["sops"][i])}
+                m = {o.name: float(res[o.report_key][i]) * o.scale for o in PRICED}
+                m.update(feasible=True, reasons=[], sops=float(res["sops"][i]))
             else:  # estimate_many leaves infeasible entries NaN: the scalar estimate says why
                 m = price(arch, workload)
                 reasons.update(m["reasons"])
@@ -184,7 +183,7 @@ def summary(space: SearchSpace, values: list[dict]) -> list[float]:
     out = []
     for o in space.objectives:
         xs = [v[o] for v in values]
-        out.append(max(xs) if OBJECTIVES[o][0] == "maximize" else min(xs))
+        out.append(max(xs) if OBJECTIVES[o].direction == "maximize" else min(xs))
     return out
 
 

@@ -23,7 +23,7 @@ PAPER_POINT = {"accuracy": 91.7, "energy": 486.7}  # Lew et al., DAC 2022: VGG-1
 
 
 def to_minimization(values: np.ndarray, objectives) -> np.ndarray:
-    signs = np.array([-1.0 if OBJECTIVES[o][0] == "maximize" else 1.0 for o in objectives])
+    signs = np.array([-1.0 if OBJECTIVES[o].direction == "maximize" else 1.0 for o in objectives])
     return np.asarray(values, dtype=float) * signs
 
 
@@ -136,7 +136,7 @@ def export_study(space: SearchSpace, study: optuna.Study, out: Path) -> dict[str
     _csv(files["trials.csv"], *_rows(space, trials))
     _csv(files["pareto.csv"], *_rows(space, best))
     history = hypervolume_history(space, study)
-    doc = {"study": space.study, "objectives": {units.key(o): OBJECTIVES[o][0] for o in space.objectives},
+    doc = {"study": space.study, "objectives": {units.key(o): OBJECTIVES[o].direction for o in space.objectives},
            "aggregate": space.aggregate, "missing_workloads": study.user_attrs.get("missing_workloads", []),
            "hypervolume_fraction": history[-1][1] if history else 0.0,
            "pareto": [{"trial": t.number, "params": t.params,

@@ -29,8 +29,7 @@ from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
 from hwmodel import BUILTINS, brief, inside, is_file, load_yaml, parse_workload, read_document, read_text
 
-# name -> (direction, unit, scale from the trial's SI value), from the registry (dse.search.objectives)
-OBJECTIVES = {o.name: (o.direction, o.unit, o.scale) for o in objectives_registry.OBJECTIVES.values()}
+OBJECTIVES = objectives_registry.OBJECTIVES  # name -> Objective (direction, unit, scale from SI)
 SAMPLERS = samplers.NAMES
 AGGREGATES = objectives_registry.AGGREGATES
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSpec)}
@@ -148,7 +147,7 @@ class SearchSpace:
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o][0] for o in self.objectives]
+        return [OBJECTIVES[o].direction for o in self.objectives]
 
     @property
     def trains(self) -> bool:
