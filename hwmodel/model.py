@@ -62,11 +62,26 @@ class LayerTable:
     log2_fanin_spikes: float  # floor(log2) of the largest fan-in of a layer fed with spikes (0 if none)
     log2_fanin_pixels: float  # floor(log2(255 x fan-in)) of the largest layer fed with 8-bit pixels (0 if none)
     add_in: np.ndarray       # an add's shortcut spikes: each one accumulate into a potential (0 elsewhere)
+    held_in: np.ndarray      # shortcut spikes held in the spike SRAM while this layer runs (between source and add)
+    held_addr: np.ndarray    # their address bits, summed (each held event also carries its time bits)
     any_add: bool            # some layer is an add (a residual network)
     measured_bits: float     # widest measured accumulator (every weight layer measured), less the measured
     #                          LSB position (fraction + exponent bits); 0: not measured
     thr_out: np.ndarray      # output neurons that fire against a per-channel threshold register (0 elsewhere)
     thr_words: np.ndarray    # per-channel threshold words the layer loads with its weights (0 elsewhere)
+
+
+def _held(wl: Workload, spikes: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(events, their address bits) of the residual buffer while each layer runs: an add's shortcut spikes
+    are kept from the layer that emits them until the add reads them, beside the layers in between."""
+    index = {layer.name: i for i, layer in enumerate(wl.layers)}
+    events, addr = np.zeros(len(wl.layers)), np.zeros(len(wl.layers))
+    for j, layer in enumerate(wl.layers):
+        if layer.type == "add":
+            span = slice(index[layer.input] + 1, j)
+            events[span] += spikes[j]
+            addr[span] += spikes[j] * float(_ceil_log2(layer.in_neurons))
+    return events, addr
 
 
 @functools.lru_cache(maxsize=64)   # workloads are frozen and hashable; the search reprices the same ones
@@ -103,6 +118,7 @@ def layer_table(wl: Workload) -> LayerTable:
                       float(np.floor(np.log2(max(np.where(weighted & ~pixel, fanin, 1.0).max(), 1.0)))),
                       float(np.floor(np.log2(max(np.where(weighted & pixel, fanin * PIXEL_MAX, 1.0).max(), 1.0)))),
                       np.array([s if layer.type == "add" else 0.0 for s, layer in zip(spikes, wl.layers)]),
+                      *_held(wl, spikes),
                       any(layer.type == "add" for layer in wl.layers), _measured_bits(wl),
                       np.array([layer.out_neurons if layer.channel_thresholds else 0.0 for layer in wl.layers]),
                       np.array([layer.out_shape[0] if layer.channel_thresholds else 0.0 for layer in wl.layers]))
@@ -242,7 +258,8 @@ def _evaluate(f, t, cal, exact, detail):
         write_bits = write_bits + t.add_in * word_in
         spike_writes = spike_writes + t.add_in
     event_bits = read_bits + write_bits
-    need_s = (t.s_in * word_in + write_bits) * batch            # a layer's input and output events, batch
+    # a layer's input and output events and the residual buffer held beside it, for the batch
+    need_s = (t.s_in * word_in + write_bits + t.held_addr + t.held_in * time_bits) * batch
     spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
 
     # --- area (mm^2), needed for wire lengths -------------------------------------------------------------

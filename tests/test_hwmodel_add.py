@@ -75,3 +75,23 @@ def test_a_residual_network_costs_a_few_numpy_calls_more_than_its_chain() -> Non
     chain = _numpy_calls(hwmodel.load_workload(_doc(False)))
     residual = _numpy_calls(hwmodel.load_workload(_doc(True)))
     assert 0 < residual - chain <= 8
+
+
+def test_the_residual_buffer_occupies_the_spike_sram_while_the_block_runs() -> None:
+    """The shortcut's spikes are kept from c1 until the add: while c2 runs they sit beside c2's own events. A
+    spike SRAM that holds c2's events and the add's, but not both c2's and the buffer, overflows at c2."""
+    def doc(add: bool) -> dict:
+        d = _doc(add, 300.0)
+        d["layers"][1]["input_spikes"] = d["layers"][-1]["input_spikes"] = 400.0
+        return d
+
+    arch = hwmodel.with_fields(PAPER, spike_sram_kib=1.25, dram="none")
+    assert hwmodel.estimate(arch, hwmodel.load_workload(doc(False))).feasible
+    with_add = hwmodel.estimate(arch, hwmodel.load_workload(doc(True)))
+    assert not with_add.feasible
+    assert with_add.reasons == ("dram none, but these spike events overflow the spike SRAM (c2)",)
+    table = hwmodel.model.layer_table(hwmodel.load_workload(doc(True)))
+    assert list(table.held_in) == [0.0, 300.0, 0.0, 0.0]  # c2 only: after its source c1, before the add
+    # with DRAM the overflow is priced as spill traffic at c2 instead
+    spilled = hwmodel.estimate(hwmodel.with_fields(arch, dram="lpddr4"), hwmodel.load_workload(doc(True)))
+    assert spilled.feasible and spilled.energy_breakdown["c2"]["dram"] > 0
