@@ -79,7 +79,7 @@ def test_a_state_of_another_spec_is_refused_not_resumed(tmp_path) -> None:
                                      dict(rounding="round", theta="fixed")])
 def test_every_recipe_converts_exactly(tmp_path, variant) -> None:
     """The recipes of the CAT attribution keep SNN = CAT on every test image."""
-    spec = TrainSpec(dataset="digits", model="tiny_vgg", epochs=4, batch_size=64, **variant)
+    spec = TrainSpec(dataset="digits", model="tiny_vgg", epochs=4, finetune_epochs=1, batch_size=64, **variant)
     r = train_and_evaluate(spec, tmp_path, progress=False, threads=1, monitor=360)
     assert r.agreement == 1.0 and r.snn_accuracy == r.ann_accuracy
     assert set(r.metrics["stages"]) == {"before_fold", "after_fold"} and len(r.metrics["curve"]) == 5
