@@ -41,7 +41,7 @@ def test_every_sampler_name_builds_its_own_sampler() -> None:
 
 
 def test_every_objective_is_declared_whole_and_read_from_a_real_report() -> None:
-    assert OBJECTIVES == {o.name: (o.direction, o.unit, o.scale) for o in objectives.OBJECTIVES.values()}
+    assert OBJECTIVES is objectives.OBJECTIVES  # the space reads the registry itself, not a copy
     report = hwmodel.estimate(hwmodel.load_arch("paper"), hwmodel.load_workload("vgg16-cifar10"))
     for o in objectives.OBJECTIVES.values():
         assert o.direction in ("maximize", "minimize") and o.unit and o.scale > 0
