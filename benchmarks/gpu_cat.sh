@@ -8,6 +8,8 @@
 # SRC holds cifar10-jpg.tar.gz and make_cifar10_batches.py (../shared/datasets), and tiny-imagenet-mini.tar.gz
 # for the tiny plan. Every study stops at DEADLINE_S; trainings it cut leave their per-epoch curves in
 # OUT/unfinished_curves.json. OUT/sitting.tar.gz holds everything (the device tool returns a few files only).
+# A dry run here before a GPU sitting: GPU_CAT_DEVICE=cpu GPU_CAT_SET="max_train_images=256 max_test_images=256"
+# (and GPU_CAT_PYTHONPATH=DIR to shadow packages the GPU machine lacks, e.g. optuna and ray, with failing stubs).
 set -u
 src=$1 out=$2 deadline=$3; shift 3
 start=$(date +%s)

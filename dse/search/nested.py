@@ -42,7 +42,8 @@ from dse.search.tell import error_line
 from dse.search.trial import price
 from dse.util.errors import UserError
 
-_PRICED = ("energy", "latency", "area", "feasible", "reasons", "sops", "adapted")  # what solve() sets per processor
+# what solve() sets per processor: the priced objectives and these
+_PER_PROCESSOR = (*(o.name for o in PRICED), "feasible", "reasons", "sops", "adapted")
 MAX_REPEATS = 200  # proposals of networks already solved, in a row, before the network space counts as exhausted
 
 
@@ -165,7 +166,7 @@ def run_network(space: SearchSpace, network: dict, cache_dir: str, data_dir: str
     per: dict[str, dict] = {}
     for w in space.workloads:
         m = _workload_metrics(space, network, w, cache_dir, data_dir, device, threads, None)
-        per[w.name] = {k: v for k, v in m.items() if k not in _PRICED}  # the processor is solved below
+        per[w.name] = {k: v for k, v in m.items() if k not in _PER_PROCESSOR}  # the processor is solved below
     cached = all(m["cached"] for m in per.values())
     t1 = time.perf_counter()
     points = solve(space, network, per)
