@@ -198,7 +198,7 @@ def _settle_rounded_sums(times: torch.Tensor, s: torch.Tensor, pair: tuple, thet
         # thresholds theta scale[c] 2^-t: candidates share the scale's mantissa field (0 without a scale)
         as_int, mantissa, _ = _FLOAT_FIELDS[s.dtype]
         field = (1 << mantissa) - 1
-        target = 0 if scale is None else per_channel(scale.to(s.device, s.dtype).view(as_int) & field, s.view(as_int))
+        target = 0 if scale is None else per_channel(scale.to(s.dtype).view(as_int) & field, s.view(as_int))
         at = ((s.view(as_int) & field) == target).nonzero(as_tuple=True)
         silent = times[at] == T  # few: filtered here rather than with one more pass over the layer
         at = tuple(a[~silent] for a in at)
