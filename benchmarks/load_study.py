@@ -4,7 +4,7 @@ Runs ``dse search`` as a subprocess, as a user would, and samples the driver's r
 completed-trial count four times a second from outside (/proc and the SQLite file), so the measurement does
 not perturb the driver. Prints memory at every 10 % of the study, the growth from the 25 % mark to the
 end, trials per second, and failures. The driver records its trials a batch at a time
-(``dse.search.records``); the report also counts the storage statements per trial of that path and of
+(``dse.search.internals``); the report also counts the storage statements per trial of that path and of
 Optuna's ``add_trial``, on the study's own first batch: a figure that load does not change.
 
     python benchmarks/load_study.py [--trials 2000] [--out results/reliability/load.txt]
@@ -26,7 +26,7 @@ import sqlalchemy
 from _timing import LoadCheck, add_load_option, report
 
 from dse.search.processor_only import PRICE_BATCH
-from dse.search.records import add_finished, rdb_of
+from dse.search.internals import add_finished, rdb_of
 from dse.search.storage import open_storage
 
 SPACE = """\

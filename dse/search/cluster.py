@@ -18,6 +18,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from dse.search import internals
 from dse.util.errors import UserError
 
 AUTH_HELP = ("if the cluster uses token authentication, copy the head's ~/.ray/auth_token to this machine "
@@ -61,10 +62,8 @@ def log_file(directory: Path | None) -> Path:
 def _token_mode() -> None:
     """RAY_AUTH_MODE=token for this process and its children; Ray's configuration, read at import, is
     read again (what Ray itself does when it turns token mode on)."""
-    from ray._raylet import Config
-
     os.environ["RAY_AUTH_MODE"] = "token"
-    Config.initialize("")
+    internals.reload_ray_config()
 
 
 def join(address: str, log: Path):
@@ -102,10 +101,10 @@ def start_local(log: Path):
     # is a single-machine instance; then GCS, raylet, workers and agents bind loopback only
     # (tests/test_search_run.py checks the listening sockets). Children inherit the variable.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; ray may be imported already
+    internals.single_machine(ray)  # read at import; ray may be imported already
     with _stderr_to(log):
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1", object_store_memory=128 << 20)
+        internals.init_on_loopback(ray, address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                                   log_to_driver=False, logging_level=logging.WARNING, object_store_memory=128 << 20)
     return ray
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from dse.search import internals
 from dse.util.errors import UserError
 
 PRUNERS = ("none", "successive_halving", "hyperband")
@@ -154,7 +155,7 @@ class Fidelity:
     def companion(self, workload: str) -> optuna.Study:
         if workload not in self.studies:
             name = companion_name(self.study.study_name, workload)
-            study = optuna.create_study(study_name=name, storage=self.study._storage, direction="maximize",
+            study = optuna.create_study(study_name=name, storage=internals.storage_of(self.study), direction="maximize",
                                         pruner=self.pruning.pruner(), load_if_exists=True)
             for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed driver

@@ -33,11 +33,11 @@ from dse.search import samplers
 from dse.search.objectives import OBJECTIVES, PRICED
 from dse.search.progress_line import clock
 from dse.search.ray_runner import RESULT_WAIT_S
-from dse.search.records import add_finished
+from dse.search.internals import add_finished
 from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import design, resolve
 from dse.search.space import MAX_NESTED_GRID, SHARED_FIELDS, Param, SearchSpace
-from dse.search.sweep import _aggregate
+from dse.search.sweep import price_grid
 from dse.search.tell import error_line
 from dse.search.trial import price
 from dse.util.errors import UserError
@@ -107,24 +107,8 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
     the constraints (<= 0: satisfied), feasible, reasons, arch."""
     procs = candidates(space, network)
     names = [p.name for p in processor_params(space)]
-    fields = {n: np.array([c[n] for c in procs]) for n in names}
-    metrics: dict[str, list[np.ndarray]] = {m: [] for m in OBJECTIVES}
-    ok = np.ones(len(procs), dtype=bool)
-    workloads = []
-    for w in space.workloads:
-        r = resolve(space, network, w)  # the network's own datapath (T, bits); the grid sets the rest
-        workload = hwmodel.load_workload(per_network[w.name]["spike_stats"] if w.trains else w.hwmodel_workload)
-        res = hwmodel.estimate_many(r.arch, workload, **fields)
-        ok &= res["feasible"]
-        for o in PRICED:
-            metrics[o.name].append(o.read_many(res))
-        if w.trains:
-            metrics["accuracy"].append(np.full(len(procs), per_network[w.name]["accuracy"]))
-        workloads.append((w, r, workload, res))
-    values = {m: _aggregate(space, v, m) for m, v in metrics.items() if v}
-    violation = {f"{c.metric} {c.op} {c.value:g}": c.violation(values[c.metric]) for c in space.constraints}
-    feasible = ok & np.all([v <= 0 for v in violation.values()] or [np.ones(len(procs), bool)], axis=0)
-    feasible &= np.all([np.isfinite(values[o]) for o in space.objectives], axis=0)
+    grid = price_grid(space, network, per_network, {n: np.array([c[n] for c in procs]) for n in names})
+    values, violation, ok, feasible = grid.values, grid.violation, grid.ok, grid.feasible
     if feasible.any():
         idx = np.flatnonzero(feasible)
         chosen = idx[pareto_mask(to_minimization(np.stack([values[o][idx] for o in space.objectives], 1),
@@ -136,7 +120,7 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
     for i in chosen.tolist():
         proc = {n: procs[i][n] for n in names}
         per, reasons = {}, set()
-        for w, r, workload, res in workloads:
+        for w, r, workload, res in grid.workloads:
             arch = hwmodel.with_fields(r.arch, **proc)
             if res["feasible"][i]:
                 m = {o.name: float(res[o.report_key][i]) * o.scale for o in PRICED}
@@ -158,14 +142,14 @@ def solve(space: SearchSpace, network: dict, per_network: dict[str, dict]) -> li
 def run_network(space: SearchSpace, network: dict, cache_dir: str, data_dir: str | None = None,
                 threads: int | None = None, device: str = "auto") -> dict:
     """One nested trial (a Ray task): train or reuse each workload's network, then solve its processors.
-    A network's metrics are those of flat search (``trial._workload_metrics``): its validation accuracy, what
+    A network's metrics are those of flat search (``trial.workload_metrics``): its validation accuracy, what
     is optimized, priced on the validation images' spike statistics; its test accuracy reported beside it."""
-    from dse.search.trial import _workload_metrics
+    from dse.search.trial import workload_metrics
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     per: dict[str, dict] = {}
     for w in space.workloads:
-        m = _workload_metrics(space, network, w, cache_dir, data_dir, device, threads, None)
+        m = workload_metrics(space, network, w, cache_dir, data_dir, device, threads, None)
         per[w.name] = {k: v for k, v in m.items() if k not in _PER_PROCESSOR}  # the processor is solved below
     cached = all(m["cached"] for m in per.values())
     t1 = time.perf_counter()
@@ -190,8 +174,6 @@ def summary(space: SearchSpace, values: list[dict]) -> list[float]:
 
 def frozen_point(space: SearchSpace, point: dict, network_id: int, outcome: dict, node: str):
     """A completed trial of the study for one solved (network, processor) point."""
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
     dists = {p.name: distribution(p) for p in space.params}
     return optuna.trial.create_trial(
         params=point["params"], distributions=dists, values=[point["values"][o] for o in space.objectives],
@@ -199,7 +181,7 @@ def frozen_point(space: SearchSpace, point: dict, network_id: int, outcome: dict
                     "seconds": outcome["seconds"], "cpu_seconds": outcome["cpu_seconds"], "reasons": point["reasons"],
                     "node": node, "network": network_id,
                     "processors_solved": outcome["processors"]},
-        system_attrs={f"{_CONSTRAINTS_KEY}:{k}": v for k, v in point["constraints"].items()})
+        constraints=point["constraints"])
 
 
 def failed_network(space: SearchSpace, network: dict, error: str, network_id: int):

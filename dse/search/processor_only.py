@@ -12,7 +12,7 @@ import optuna
 from dse.search import samplers
 from dse.search.lease import Lease
 from dse.search.progress_line import Progress, pareto_size
-from dse.search.records import add_finished
+from dse.search.internals import add_finished
 from dse.search.space import SearchSpace
 from dse.search.tell import COMPLETE, design_key, error_line, fail, tell_duplicate, tell_outcome
 from dse.search.trial import price_trials
@@ -28,7 +28,7 @@ def price_in_driver(study: optuna.Study, lease: Lease, space: SearchSpace, opts:
                      timeout: float | None, directory: Path) -> optuna.Study:
     """A processor-only study, without Ray. Trials are asked from an in-memory copy of the study (its sampler
     sees every trial), priced ``PRICE_BATCH`` at a time by one ``estimate_many`` per workload, and written to
-    the storage a batch at a time, in one transaction (``dse.search.records``): a kill -9 loses no finished
+    the storage a batch at a time, in one transaction (``dse.search.internals``): a kill -9 loses no finished
     trial, only the batch in hand, which was never recorded (--resume asks it again)."""
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
     progress = Progress(opts.progress, target)

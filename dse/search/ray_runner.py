@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from dse.search import cluster, fidelity, samplers
+from dse.search import cluster, fidelity, internals, samplers
 from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
 from dse.search.progress_line import Progress, pareto_size
@@ -29,12 +29,7 @@ RESULT_WAIT_S = 5.0  # ray.wait slice; every Ray call has a timeout (a dead node
 def probe(address: str) -> None:
     """Fail fast on a HOST:PORT where nothing listens: ray.init would retry for minutes."""
     if address == "auto":  # the cluster this machine last started: found the way ray.init finds it
-        from ray._private.services import canonicalize_bootstrap_address
-
-        try:
-            found = canonicalize_bootstrap_address("auto")
-        except Exception:  # noqa: BLE001 - a stale or unreadable record of the last cluster
-            found = None
+        found = internals.auto_address()
         if found is None:
             raise UserError("--address auto: no running Ray cluster found on this machine (start one with "
                             "`ray start --head`, or leave --address out for a private local instance)")

@@ -70,9 +70,7 @@ def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def feasible(t: optuna.trial.FrozenTrial) -> bool:
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
-    return all(c <= 0 for c in t.system_attrs.get(_CONSTRAINTS_KEY, []))
+    return all(c <= 0 for c in t.constraints.values())
 
 
 def normalization(space: SearchSpace, trials) -> tuple[np.ndarray, np.ndarray]:

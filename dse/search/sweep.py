@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import optuna
 
 import hwmodel
-from dse.search.objectives import OBJECTIVES
+from dse.search.objectives import OBJECTIVES, PRICED
 from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import resolve
 from dse.search.space import MAX_GRID, SHARED_FIELDS, SearchSpace
@@ -27,8 +28,41 @@ from dse.util.progress import bar
 
 
 
-def _aggregate(space: SearchSpace, per: list[np.ndarray], name: str) -> np.ndarray:
-    return OBJECTIVES[name].aggregate(np.stack(per), space.aggregate, axis=0)
+@dataclass(frozen=True)
+class PricedGrid:
+    """One network's processors priced on every workload (``price_grid``), in display units."""
+
+    values: dict[str, np.ndarray]  # every objective the workloads give, aggregated over them
+    violation: dict[str, np.ndarray]  # each constraint of the space by its label: <= 0 where satisfied
+    ok: np.ndarray  # the processor itself is feasible (hwmodel)
+    feasible: np.ndarray  # ok, every constraint satisfied and every objective finite
+    workloads: list  # (study workload, its resolve(), the hwmodel workload, estimate_many's results)
+
+
+def price_grid(space: SearchSpace, network: dict, per_network: dict[str, dict],
+               fields: dict[str, np.ndarray]) -> PricedGrid:
+    """Price the processors ``fields`` (arrays of processor fields) for one network. ``per_network``: each
+    workload's network metrics (accuracy, spike_stats; a fixed workload: {}). Every workload's processor is
+    ``resolve``d for the network (its T and weight bits); the grid sets the other fields."""
+    size = len(next(iter(fields.values()))) if fields else 1
+    metrics: dict[str, list[np.ndarray]] = {m: [] for m in OBJECTIVES}
+    ok = np.ones(size, dtype=bool)
+    workloads = []
+    for w in space.workloads:
+        r = resolve(space, network, w)
+        workload = hwmodel.load_workload(per_network[w.name]["spike_stats"] if w.trains else w.hwmodel_workload)
+        res = hwmodel.estimate_many(r.arch, workload, **fields)
+        ok &= res["feasible"]
+        for o in PRICED:
+            metrics[o.name].append(o.read_many(res))
+        if w.trains:
+            metrics["accuracy"].append(np.full(size, per_network[w.name]["accuracy"]))
+        workloads.append((w, r, workload, res))
+    values = {m: OBJECTIVES[m].aggregate(v, space.aggregate) for m, v in metrics.items() if v}
+    violation = {f"{c.metric} {c.op} {c.value:g}": c.violation(values[c.metric]) for c in space.constraints}
+    feasible = ok & np.all([v <= 0 for v in violation.values()] or [np.ones(size, bool)], axis=0)
+    feasible &= np.all([np.isfinite(values[o]) for o in space.objectives], axis=0)
+    return PricedGrid(values, violation, ok, feasible, workloads)
 
 
 def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Path, int]:
@@ -53,24 +87,14 @@ def sweep_study(space: SearchSpace, study: optuna.Study, out: Path) -> tuple[Pat
     rows, values, feasible = [], [], []
     for key, trial in bar(networks.items(), len(networks), "price networks", unit="network"):
         per = trial.user_attrs.get("per_workload") or {}
-        metrics: dict[str, list[np.ndarray]] = {o: [] for o in space.objectives}
-        ok = np.ones(len(grid), dtype=bool)
         for w in space.workloads:
-            source = per.get(w.name, {}).get("spike_stats") if w.trains else w.hwmodel_workload
-            if source is None or (w.trains and not Path(source).is_file()):
+            source = per.get(w.name, {}).get("spike_stats")
+            if w.trains and (source is None or not Path(source).is_file()):
                 raise UserError(f"sweep: the trained network of {w.name} ({dict(zip(train_names, key))}) is no longer "
                                 "in the cache; re-run the trial or pass the same --cache-dir")
-            arch = resolve(space, trial.params, w).arch  # the trial's own pair; the grid sets the other fields
-            res = hwmodel.estimate_many(arch, hwmodel.load_workload(source), **fields)
-            ok &= res["feasible"]
-            for o in space.objectives:
-                if OBJECTIVES[o].report_key is None:  # from the trained network
-                    metrics[o].append(np.full(len(grid), per[w.name]["accuracy"]))
-                else:
-                    metrics[o].append(res[OBJECTIVES[o].report_key])  # SI, as estimate_many gives it
-        cols = np.stack([_aggregate(space, metrics[o], o) for o in space.objectives], axis=1)
-        values.append(cols)
-        feasible.append(ok & np.all(np.isfinite(cols), axis=1))
+        priced = price_grid(space, trial.params, per, fields)  # the trial's own network; the grid sets the rest
+        values.append(np.stack([priced.values[o] / OBJECTIVES[o].scale for o in space.objectives], axis=1))  # SI
+        feasible.append(priced.feasible)
         rows += [[*key, *combo] for combo in combos]
     values, feasible = np.concatenate(values), np.concatenate(feasible)
     on_front = np.zeros(len(values), dtype=bool)

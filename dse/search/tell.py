@@ -64,14 +64,11 @@ def error_line(exc: BaseException) -> str:
 def tell_duplicate(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> None:
     """Complete ``trial`` with the result of ``earlier``, the same design: nothing is trained or priced
     again, and ``duplicate_of`` says so (fronts and exports list the design once)."""
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
     names = [k for k in earlier.user_attrs if k not in ("duplicate_of", "requeued_from")]
     for key in names:
         trial.set_user_attr(key, earlier.user_attrs[key])
     trial.set_user_attr("duplicate_of", earlier.user_attrs.get("duplicate_of", earlier.number))
     trial.set_user_attr("cached", True)
-    for key, value in earlier.system_attrs.items():
-        if key.startswith(f"{_CONSTRAINTS_KEY}:"):
-            trial.set_constraint(key[len(_CONSTRAINTS_KEY) + 1:], value)
+    for key, value in earlier.constraints.items():
+        trial.set_constraint(key, value)
     study.tell(trial, earlier.values)

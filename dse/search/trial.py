@@ -15,14 +15,8 @@ import hwmodel
 from dse.search import objectives
 from dse.search.fidelity import Pruned
 from dse.search.resolve import design, resolve
-from dse.search.space import ARCH_FIELDS, TRAIN_FIELDS, SearchSpace
+from dse.search.space import SearchSpace
 from dse.train.pipeline import VALIDATION_SPIKES
-
-
-def split_params(space: SearchSpace, params: dict) -> tuple[dict, dict]:
-    """(training fields, processor fields); the shared ones (T, weight bits, k) go to both."""
-    return ({k: v for k, v in params.items() if k in TRAIN_FIELDS},
-            {k: v for k, v in params.items() if k in ARCH_FIELDS})
 
 
 def price(arch: hwmodel.Arch, workload: hwmodel.Workload) -> dict:
@@ -46,7 +40,7 @@ def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | 
     per: dict[str, dict] = {}
     try:
         for w in space.workloads:
-            per[w.name] = _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report)
+            per[w.name] = workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report)
     except Pruned as exc:
         return {"pruned": {"workload": exc.workload, "epoch": exc.epoch, "val_accuracy": 100.0 * exc.value},
                 "per_workload": per, "seconds": time.perf_counter() - t0}
@@ -60,7 +54,7 @@ def run_trial(space: SearchSpace, params: dict, cache_dir: str, data_dir: str | 
             "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}}
 
 
-def _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report) -> dict:
+def workload_metrics(space, params, w, cache_dir, data_dir, device, threads, report) -> dict:
     r = resolve(space, params, w)
     if r.spec is not None:
         on_epoch = None
@@ -92,40 +86,46 @@ def _workload_metrics(space, params, w, cache_dir, data_dir, device, threads, re
 
 
 def price_trials(space: SearchSpace, params_list: list[dict]) -> list[dict | Exception]:
-    """``run_trial`` for many processor-only trials at once (no workload trains): one ``estimate_many`` per
-    workload prices them all; the scalar estimate runs only for infeasible ones (values and reasons). An
-    invalid processor gives its error in place of the outcome."""
+    """``run_trial`` for many processor-only trials at once (no workload trains): each trial's processor is
+    resolved per workload (``resolve``, as every path does: a spike file's T or weight bits adapt it, and
+    ``adapted`` says so), then one ``estimate_many`` per workload prices them all; the scalar estimate runs
+    only for infeasible ones (values and reasons). An invalid processor gives its error in place of the outcome."""
     t0 = time.perf_counter()
-    base = hwmodel.load_arch(space.arch)
-    archs: list[hwmodel.Arch | Exception] = []
-    for params in params_list:
-        try:
-            archs.append(hwmodel.with_fields(base, **split_params(space, params)[1]))
-        except Exception as exc:  # noqa: BLE001 - a bad field fails this trial only, as in run_trial
-            archs.append(exc)
-    ok = [i for i, a in enumerate(archs) if not isinstance(a, Exception)]
-    names = sorted({k for i in ok for k in split_params(space, params_list[i])[1]})
-    fields = {k: np.array([getattr(archs[i], k) for i in ok]) for k in names}
-    per = [{} for _ in params_list]
+    out: list[dict | Exception | None] = [None] * len(params_list)
+    per: list[dict] = [{} for _ in params_list]
     for w in space.workloads:
         workload = hwmodel.load_workload(w.hwmodel_workload)
-        res = hwmodel.estimate_many(base, workload, **fields) if ok else {}
-        for j, i in enumerate(ok):
-            if res["feasible"][j]:
-                per[i][w.name] = {**{o.name: float(o.read_many(res)[j]) for o in objectives.PRICED},
-                                  "feasible": True, "reasons": [], "sops": float(res["sops"][j]), "cached": True}
-            else:  # estimate_many leaves infeasible entries NaN: the scalar estimate gives values and reasons
-                per[i][w.name] = {**price(archs[i], workload), "cached": True}
-    seconds = (time.perf_counter() - t0) / max(1, len(params_list))
-    out: list[dict | Exception] = []
-    for arch, metrics in zip(archs, per):
-        if isinstance(arch, Exception):
-            out.append(arch)
+        resolved = {}
+        for i, params in enumerate(params_list):
+            if out[i] is None:
+                try:
+                    resolved[i] = resolve(space, params, w)
+                except Exception as exc:  # noqa: BLE001 - a bad field fails this trial only, as in run_trial
+                    out[i] = exc
+        resolved = {i: r for i, r in resolved.items() if out[i] is None}
+        if not resolved:
             continue
-        out.append({"values": aggregate(space, metrics), "per_workload": metrics,
-                    "feasible": all(m["feasible"] for m in metrics.values()),
-                    "reasons": sorted({r for m in metrics.values() for r in m["reasons"]}), "cached": True,
-                    "seconds": seconds, "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}})
+        base = next(iter(resolved.values())).arch
+        names = [k for k in base.__dataclass_fields__ if k != "name"]
+        fields = {k: np.array([getattr(r.arch, k) for r in resolved.values()]) for k in names
+                  if any(getattr(r.arch, k) != getattr(base, k) for r in resolved.values())}
+        res = hwmodel.estimate_many(base, workload, **fields)
+        for j, (i, r) in enumerate(resolved.items()):
+            if res["feasible"][j]:
+                metrics = {**{o.name: float(o.read_many(res)[j]) for o in objectives.PRICED},
+                           "feasible": True, "reasons": [], "sops": float(res["sops"][j])}
+            else:  # estimate_many leaves infeasible entries NaN: the scalar estimate gives values and reasons
+                metrics = price(r.arch, workload)
+            per[i][w.name] = {**metrics, "cached": True, "adapted": r.adapted}
+    seconds = (time.perf_counter() - t0) / max(1, len(params_list))
+    for i, params in enumerate(params_list):
+        if out[i] is not None:
+            continue
+        arch, metrics = design(space, params), per[i]
+        out[i] = {"values": aggregate(space, metrics), "per_workload": metrics,
+                  "feasible": all(m["feasible"] for m in metrics.values()),
+                  "reasons": sorted({r for m in metrics.values() for r in m["reasons"]}), "cached": True,
+                  "seconds": seconds, "arch": {k: getattr(arch, k) for k in arch.__dataclass_fields__ if k != "name"}}
     return out
 
 

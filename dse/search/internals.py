@@ -1,4 +1,8 @@
-"""Finished trials written to a study's storage many at a time, in one transaction.
+"""The only module that reaches into other libraries' non-public names (Optuna's storage tables, Ray's
+configuration). Everything else uses their public API; tests/test_internals.py checks each use here
+against the installed version, and CI runs it on the lowest and the newest versions pyproject.toml allows.
+
+Optuna: finished trials written to a study's storage many at a time, in one transaction.
 
 Optuna's ``Study.add_trials`` is a loop over ``add_trial``: on an RDB storage each trial is its own
 transaction of about 35 statements (a lookup before every attribute, value and parameter). A
@@ -7,7 +11,7 @@ batch goes into Optuna's own tables (``optuna.storages._rdb.models``, the schema
 one transaction: one multi-row INSERT per table and two SELECTs per batch. A kill -9 loses the whole
 batch or nothing. Other storages (a journal file) get ``add_trial`` per trial.
 
-The rows are Optuna's private models: tests/test_records.py reads a bulk-written study back through
+The rows are Optuna's private models: tests/test_internals.py reads a bulk-written study back through
 ``optuna.load_study`` and the ``optuna best-trials`` CLI and compares it with ``add_trial``'s, so an
 Optuna upgrade that changes the schema fails there, loudly.
 """
@@ -24,8 +28,13 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial
 
 
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage ``study`` was opened on (Optuna keeps no public handle to it)."""
+    return study._storage
+
+
 def rdb_of(study: optuna.Study) -> optuna.storages.RDBStorage | None:
-    storage = study._storage
+    storage = storage_of(study)
     storage = getattr(storage, "_backend", storage)  # create_study wraps an RDBStorage in a cache
     return storage if isinstance(storage, optuna.storages.RDBStorage) else None
 
@@ -94,3 +103,35 @@ def _children(models, trials: list[tuple[int, FrozenTrial]]) -> dict:
                              (models.TrialSystemAttributeModel, t.system_attrs)):
             rows[model] += [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
     return rows
+
+
+# --- Ray ------------------------------------------------------------------------------------------------------
+
+def auto_address() -> str | None:
+    """The address of the cluster this machine last started (what ``ray.init(address="auto")`` would join),
+    or None when there is none or its record is unreadable."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # noqa: BLE001 - a stale or unreadable record of the last cluster
+        return None
+
+
+def reload_ray_config() -> None:
+    """Make Ray read its configuration from the environment again (read once at import): what Ray itself
+    does when it turns token authentication on."""
+    from ray._raylet import Config
+
+    Config.initialize("")
+
+
+def single_machine(ray) -> None:
+    """Tell an already imported Ray that this is a single-machine instance: GCS, raylet, workers and agents then
+    bind loopback only. Children read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER, set by the caller."""
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def init_on_loopback(ray, **options) -> None:
+    """``ray.init`` of a private instance whose node address is 127.0.0.1 (a keyword Ray keeps private)."""
+    ray.init(_node_ip_address="127.0.0.1", **options)

@@ -1,4 +1,4 @@
-"""Finished trials written in bulk (dse.search.records) read back exactly as Optuna's add_trial writes them.
+"""Finished trials written in bulk (dse.search.internals) read back exactly as Optuna's add_trial writes them.
 
 The bulk path writes Optuna's private tables directly; these tests read it back only through public
 readers (``optuna.load_study`` in a fresh process's view, the ``optuna best-trials`` command line), so an
@@ -18,7 +18,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from dse.search.records import add_finished, rdb_of
+from dse.search.internals import add_finished, rdb_of
 from dse.search.storage import open_storage
 from studies import ENV
 
@@ -128,3 +128,21 @@ def test_an_empty_batch_writes_nothing(tmp_path) -> None:
     study = _study(tmp_path / "s.db")
     count = _statements(study)
     assert add_finished(study, []) == [] and count[0] == 0
+
+
+# --- Ray: each private name the adapter uses exists, with the shape it relies on, in the installed Ray -------
+def test_the_ray_names_the_adapter_uses_exist_in_this_ray() -> None:
+    import inspect
+
+    import ray
+
+    from dse.search import internals
+
+    assert "_node_ip_address" in inspect.getsource(ray.init)  # a keyword ray.init reads from **kwargs
+    assert isinstance(ray._private.ray_constants.ENABLE_RAY_CLUSTER, bool)
+    from ray._private.services import canonicalize_bootstrap_address  # noqa: F401 - importable is the contract
+    from ray._raylet import Config
+
+    assert callable(Config.initialize)
+    found = internals.auto_address()
+    assert found is None or isinstance(found, str)
