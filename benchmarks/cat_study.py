@@ -88,15 +88,20 @@ def write_table(out: Path) -> None:
     lines = ["| variant | epochs | ANN (BN) before folding | after folding | after folded fine-tune | SNN | SNN = ANN | "
              "train s | device |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     pct = lambda v: "-" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    # the images an agreement is measured on, the ANN's (rows without ann_images predate the sampled check: the
+    # ANN then ran on every test image)
+    of = lambda m: "" if m.get("agreement") is None else f" of {m.get('ann_images', m['test_images']):,}"  # noqa: E731
     for name, m in rows.items():
         s, st = m["spec"], m.get("stages", {})
         total = s["epochs"] + (s["finetune_epochs"] if s["activation"] == "cat" else 0)
         snn = m.get("snn_accuracy")
         naive = " (naive conversion)" if s["activation"] == "relu" and snn is not None else ""
         lines.append(f"| {name} | {total} | {pct(st.get('before_fold'))} | {pct(st.get('after_fold'))} | "
-                     f"{pct(m['ann_accuracy'])} | {pct(snn)}{naive} | {pct(m.get('agreement'))} | "
+                     f"{pct(m['ann_accuracy'])} | {pct(snn)}{naive} | {pct(m.get('agreement'))}{of(m)} | "
                      f"{m['train_seconds']:.0f} | {m.get('device_name', m['device'])} |")
-    lines.append("\nANN accuracies are on all test images (the exact float64 network for folded CAT); stage "
+    lines.append("\nANN accuracies are on all test images (the exact float64 network for folded CAT; where its SNN "
+                 "matched it bit for bit on the first N images, the N of 'SNN = ANN', the SNN's predictions stand for "
+                 "it on the others); 'SNN = ANN' is measured on the N images the ANN ran on; stage "
                  "columns are the float32 network with batch norm before folding and right after it. "
                  "Each row is reproduced by its command:\n")
     for name, m in rows.items():
@@ -124,6 +129,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.table_only:
         return write_table(args.out)
+    from dse.train.evaluate import agreement_text
+
     extra = dict(item.split("=", 1) for item in args.set)
     todo = {k: {**v, **extra} for k, v in plan(args.plan, args.epochs).items() if not args.only or k in args.only}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -154,7 +161,7 @@ def main() -> None:
             if proc.returncode == 0:
                 m = _collect(name, work, todo[name], args)
                 print(f"{name}: done in {time.time() - t0:.0f} s: ANN {m['ann_accuracy']:.2%}"
-                      + (f", SNN {m['snn_accuracy']:.2%}, agreement {m['agreement']:.2%}" if "agreement" in m else ""),
+                      + (f", SNN {m['snn_accuracy']:.2%}, agreement {agreement_text(m)}" if "agreement" in m else ""),
                       flush=True)
             else:
                 tail = (work / "log.txt").read_text().strip().splitlines()[-3:]

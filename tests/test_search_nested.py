@@ -91,6 +91,10 @@ def test_nested_front_is_the_exact_union_over_networks_and_exports_show_processo
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)
     assert doc["arch"]["pe_rows"] == int(rows[0]["pe_rows"]) == doc["resolved"]["digits"]["arch"]["pe_rows"]
+    # each agreement carries the images it was measured on: the ANN's 256 of digits' 360 test images
+    exported = json.loads(files["pareto.json"].read_text())["pareto"]
+    assert all(p["per_workload"]["digits"]["ann_images"] == 256 for p in exported)
+    assert doc["per_workload"]["digits"]["ann_images"] == 256 and doc["per_workload"]["digits"]["agreement"] == 1.0
     status = subprocess.run([sys.executable, "-m", "dse.cli", "status", str(tmp_path / "nested")],
                             capture_output=True, text=True, timeout=120, env=ENV)
     assert status.returncode == 0, status.stderr

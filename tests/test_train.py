@@ -31,11 +31,13 @@ def digits_run(tmp_path_factory):
     return train_and_evaluate(DIGITS, out, threads=1, progress=False), out
 
 
-def test_digits_cat_learns_and_the_snn_agrees_on_every_image(digits_run):
+def test_digits_cat_learns_and_the_snn_agrees_where_the_ann_ran(digits_run):
     r, out = digits_run
     assert r.ann_accuracy > 0.85
     assert r.agreement == 1.0 and r.snn_accuracy == r.ann_accuracy
     m = json.loads((out / "metrics.json").read_text())
+    # the agreement is the sample's, the search's default (the ANN on 256 of 360 test, of 143 validation images)
+    assert m["ann_images"] == 256 and m["ann_equal_snn_bitwise"] is True and m["val_ann_images"] == 143
     assert m["spec"] == DIGITS.to_dict() and m["test_images"] == 360 and m["conversion_loss"] == 0.0
     assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "snn.pt", "spikes.json", "metrics.json",
                                                "spikes-validation.json"}
@@ -122,15 +124,15 @@ def test_cli_train_and_evaluate(tmp_path, digits_run):
     cfg.write_text("dataset: digits\nmodel: tiny_vgg\nepochs: 1\nmax_train_images: 300\ntime_window: 4\n")
     run = _dse("train", "--config", cfg, "--epochs", "2", "--no-augment", "--threads", "1", "--out", tmp_path / "run")
     assert run.returncode == 0, run.stderr
-    assert "agreement 100.00%" in run.stdout
+    assert "agreement 100.00% of 256 images" in run.stdout  # the ANN checked 256 of digits' 360 test images
     spec = json.loads((tmp_path / "run" / "metrics.json").read_text())["spec"]
     assert spec["epochs"] == 2 and spec["time_window"] == 4 and spec["augment"] is False  # flags win over the file
 
     r, _ = digits_run
     ev = _dse("evaluate", r.checkpoint, "--events", "--accumulator-bits", "48", "--spikes-out", tmp_path / "s.json",
-              "--threads", "1")
+              "--threads", "1", "--ann-images", "0")
     assert ev.returncode == 0, ev.stderr
-    assert f"ANN accuracy     {r.ann_accuracy:.2%}" in ev.stdout and "agreement        100.00%" in ev.stdout
+    assert f"ANN accuracy     {r.ann_accuracy:.2%}" in ev.stdout and "agreement        100.00% of 360 images" in ev.stdout
     assert "event sim = closed form on 100.00% of images (0 accumulator overflows at 48 bits;" in ev.stdout
     assert "conv" in ev.stdout and json.loads((tmp_path / "s.json").read_text())["schema"] == "snn-workload/1"
 

@@ -58,7 +58,7 @@ def data_fingerprint(spec: TrainSpec, data_dir=None) -> str:
 
 def _result(entry: Path) -> TrainResult:
     metrics = json.loads((entry / "metrics.json").read_text())
-    return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics["agreement"], entry / "checkpoint.pt",
+    return TrainResult(metrics["ann_accuracy"], metrics["snn_accuracy"], metrics.get("agreement"), entry / "checkpoint.pt",
                        entry / "snn.pt", entry / "spikes.json", metrics)
 
 

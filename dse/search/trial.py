@@ -72,8 +72,8 @@ def workload_metrics(space, params, w, cache_dir, data_dir, device, threads, rep
         metrics = price(r.arch, hwmodel.load_workload(spikes if validated else result.spike_stats))
         metrics.update(accuracy=100.0 * (m["val_snn_accuracy"] if validated else result.snn_accuracy),
                        test_accuracy=100.0 * result.snn_accuracy, ann_accuracy=100.0 * result.ann_accuracy,
-                       agreement=result.agreement, cached=cached, spike_stats=str(spikes if validated else
-                                                                                  result.spike_stats),
+                       agreement=result.agreement, ann_images=m.get("ann_images"),  # agreement's images
+                       cached=cached, spike_stats=str(spikes if validated else result.spike_stats),
                        val_curve=[row["val_accuracy"] for row in m.get("curve", []) if "val_accuracy" in row],
                        train_seconds=0.0 if cached else m.get("train_seconds", 0.0))
         if "warm_from" in m:

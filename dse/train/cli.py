@@ -35,6 +35,10 @@ def register(subparsers) -> None:
                    help="output directory; a killed training re-run with the same --out and spec resumes there")
     p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=None,
                    help="compile CAT's elementwise passes (same numbers; default: on for trainings of 1000+ steps)")
+    p.add_argument("--ann-images", type=flags.count, default=None, metavar="N",
+                   help="run the CAT network's float64 ANN on the first N test (and validation) images and "
+                        "compare its outputs with the SNN's bit for bit (0: all of them; default 256: the SNN "
+                        "equals the ANN by construction); agreement is measured on those N only")
     p.add_argument("--monitor", type=int, default=0, metavar="N",
                    help="record the accuracy on N test images after every epoch (metrics.json: curve, stages)")
     _common(p)
@@ -51,7 +55,8 @@ def register(subparsers) -> None:
                         "whatever the training tested on)")
     e.add_argument("--ann-images", type=flags.count, default=None, metavar="N",
                    help="compare the CAT network's float64 outputs with the SNN's, bit for bit, on the first N test "
-                        "images (0: all of them; default 256: the SNN equals the ANN by construction)")
+                        "images (0: all of them; default 256: the SNN equals the ANN by construction); agreement "
+                        "is measured on those N only")
     e.add_argument("--spikes-out", type=Path, help="write the spike-statistics file (hwmodel workload) here")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _common(e)
@@ -77,6 +82,7 @@ def load_yaml_mapping(path: Path) -> dict:
 
 
 def _train(args) -> int:
+    from dse.train.evaluate import agreement_text
     from dse.train.pipeline import train_and_evaluate
     from dse.train.spec import TrainSpec
 
@@ -87,14 +93,15 @@ def _train(args) -> int:
     spec = dataclasses.replace(spec, **flags)
     if args.monitor < 0:
         raise UserError(f"--monitor: must be >= 0, got {args.monitor}")
+    check = {} if args.ann_images is None else {"ann_images": args.ann_images}
     result = train_and_evaluate(spec, args.out, args.data_dir, args.device, args.threads, fuse=args.fuse,
-                                monitor=args.monitor)
+                                monitor=args.monitor, **check)
     m = result.metrics
     if "snn_accuracy" not in m:
         print(f"ANN accuracy {m['ann_accuracy']:.2%}  (float weights: no SNN on log-weight hardware)")
     else:
         print(f"ANN accuracy {m['ann_accuracy']:.2%}  SNN accuracy {m['snn_accuracy']:.2%}  "
-              f"agreement {m['agreement']:.2%}  conversion loss {m['conversion_loss']:+.2%}")
+              f"agreement {agreement_text(m)}  conversion loss {m['conversion_loss']:+.2%}")
     print(f"wrote {result.checkpoint}, {result.snn}, {result.spike_stats}, {args.out / 'metrics.json'}")
     return 0
 
@@ -123,7 +130,7 @@ def _evaluate(args) -> int:
     from dse.snn.statistics import write_spike_statistics
     from dse.train.checkpoint import load_checkpoint
     from dse.train.device import resolve_device
-    from dse.train.evaluate import measure
+    from dse.train.evaluate import agreement_text, measure
     from dse.util.progress import bar, batch_count
 
     if args.threads:
@@ -163,7 +170,7 @@ def _evaluate(args) -> int:
           f"T={spec.time_window}, k={spec.steps_per_octave}, {metrics['test_images']} test images")
     print(f"  ANN accuracy     {metrics['ann_accuracy']:.2%}")
     print(f"  SNN accuracy     {metrics['snn_accuracy']:.2%}")
-    print(f"  agreement        {metrics['agreement']:.2%}")
+    print(f"  agreement        {agreement_text(metrics)}")
     print(f"  conversion loss  {metrics['conversion_loss']:+.2%}")
     if args.events:
         print(f"  event sim = closed form on {metrics['event_equal_closed_form']:.2%} of images "

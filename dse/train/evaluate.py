@@ -21,6 +21,15 @@ from dse.util.progress import bar, batch_count
 ANN_CHECK_IMAGES = 256  # test images on which a CAT network's float64 ANN is run to check SNN = ANN
 
 
+def agreement_text(metrics: dict, prefix: str = "") -> str:
+    """``100.00% of 256 images``: the agreement with the number of images it was measured on, or that it was not
+    measured. ``prefix``: ``val_`` for the validation images'."""
+    value, images = metrics.get(prefix + "agreement"), metrics.get(prefix + "ann_images")
+    if value is None or not images:
+        return "not measured (the ANN ran on no image)"
+    return f"{value:.2%} of {images:,} images"
+
+
 def exact_kernels():
     """cuDNN may pick FFT or Winograd convolutions, and TF32 rounds float32 products: the exact paths run
     plain GEMM sums (a no-op on the CPU)."""
@@ -74,6 +83,11 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
     (0: all) and their outputs are compared bit for bit; should any differ, the ANN runs on every image and
     the metrics say so. A ReLU network's SNN is another function (the naive conversion): its ANN (float32)
     always runs on every image.
+
+    ``agreement`` is measured, never inferred: the fraction of the ``ann_images`` images the ANN ran on where
+    the SNN predicts what the ANN predicts (None, not measured, when the ANN ran on no image). On a sample
+    that matched bit for bit, ``ann_accuracy`` over all test images takes the SNN's prediction for the
+    images the ANN did not run on (what the construction guarantees, checked on ``ann_images`` of them).
     """
     test = split if split is not None else subset(data.test, spec.max_test_images)
     labels = test.labels
@@ -91,12 +105,13 @@ def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
     sample = ann_logits(model, type(test)(test.images[:checked], test.labels[:checked]), device)
     same = spec.activation == "cat" and torch.equal(sample, outputs[:checked])
     if same:
-        ann = snn
+        ann = torch.cat([sample.argmax(1), snn[checked:]])  # beyond the sample: the SNN's, equal by construction
     else:
         ann = (sample if checked == len(labels) else ann_logits(model, test, device)).argmax(1)
         checked = len(labels)
     metrics = {"ann_accuracy": float((ann == labels).float().mean()), "snn_accuracy": float((snn == labels).float().mean()),
-               "agreement": float((ann == snn).float().mean()), "test_images": len(labels),
-               "ann_images": checked, "ann_equal_snn_bitwise": same, "eval_seconds": time.perf_counter() - t0}
+               "agreement": float((ann[:checked] == snn[:checked]).float().mean()) if checked else None,
+               "test_images": len(labels), "ann_images": checked, "ann_equal_snn_bitwise": same,
+               "eval_seconds": time.perf_counter() - t0}
     metrics["conversion_loss"] = metrics["ann_accuracy"] - metrics["snn_accuracy"]
     return metrics, doc, net

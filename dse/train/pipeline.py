@@ -22,7 +22,7 @@ from dse.snn.statistics import write_spike_statistics
 from dse.train import loop
 from dse.train.checkpoint import safe_load, save_checkpoint
 from dse.train.device import device_name, resolve_device
-from dse.train.evaluate import measure
+from dse.train.evaluate import ANN_CHECK_IMAGES, measure
 from dse.train.spec import TrainSpec, build_for
 from dse.util.atomic import write_text
 from dse.util.errors import UserError
@@ -35,7 +35,8 @@ VALIDATION_SPIKES = "spikes-validation.json"  # the held-out training images' ac
 class TrainResult:
     ann_accuracy: float
     snn_accuracy: float
-    agreement: float  # fraction of test images where the SNN predicts what the ANN predicts
+    agreement: float | None  # fraction of the ANN's images (metrics' ann_images) where the SNN predicts what it
+    #                          predicts; None where not measured (no SNN, or the ANN ran on no image)
     checkpoint: Path
     snn: Path
     spike_stats: Path
@@ -44,7 +45,8 @@ class TrainResult:
 
 def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
                        threads: int | None = None, progress: bool = True, fuse: bool | None = None,
-                       monitor: int = 0, on_epoch=None, init: Path | None = None) -> TrainResult:
+                       monitor: int = 0, on_epoch=None, init: Path | None = None,
+                       ann_images: int = ANN_CHECK_IMAGES) -> TrainResult:
     """Train ``spec``, write checkpoint.pt, snn.pt, spikes.json and metrics.json to ``out_dir``.
 
     A killed training resumes from ``out_dir/train_state.pt`` (written after every epoch) when called
@@ -59,6 +61,10 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
 
     ``init``: a folded CAT checkpoint of the same network shape to start from (a warm start, run with
     ``epochs`` 0: only the fine-tune phase); the network keeps its own thresholds.
+
+    ``ann_images``: the test images on which a CAT network's float64 ANN is run and checked against the SNN
+    (``measure``'s ``check_images``; 0: all of them), and as many validation images; ``agreement`` and
+    ``val_agreement`` are measured on those only (``ann_images``, ``val_ann_images``).
     """
     out = Path(out_dir)
     existing = next(p for p in (out, *out.parents) if p.exists())
@@ -85,12 +91,12 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     state = loop.run(model, train, spec, dev, out, monitor=watch, validation=validation, on_epoch=on_epoch,
                      progress=progress, log=lambda m: print(m, flush=True) if progress else None)
     name = f"{spec.model}-{spec.dataset}"
-    metrics, doc, net = measure(model, spec, data, dev, name)
+    metrics, doc, net = measure(model, spec, data, dev, name, check_images=ann_images)
     val_doc = None
     if validation is not None:
-        val, val_doc, _ = measure(model, spec, data, dev, name, split=validation)
+        val, val_doc, _ = measure(model, spec, data, dev, name, check_images=ann_images, split=validation)
         metrics.update({f"val_{k}": v for k, v in val.items()
-                        if k in ("ann_accuracy", "snn_accuracy", "agreement", "eval_seconds")})
+                        if k in ("ann_accuracy", "snn_accuracy", "agreement", "ann_images", "eval_seconds")})
     metrics["validation_images"] = 0 if validation is None else len(validation.labels)
     metrics.update(spec=spec.to_dict(), train_seconds=state.seconds, train_images=len(train.labels),
                    device=str(dev), device_name=device_name(dev), torch=torch.__version__, curve=state.curve,
@@ -105,4 +111,4 @@ def train_and_evaluate(spec: TrainSpec, out_dir: str | Path, data_dir: str | Pat
     write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     (out / loop.STATE_FILE).unlink(missing_ok=True)  # finished: the outputs above replace the resumable state
     return TrainResult(metrics["ann_accuracy"], metrics.get("snn_accuracy", float("nan")),
-                       metrics.get("agreement", float("nan")), ckpt, snn_path, stats, metrics)
+                       metrics.get("agreement"), ckpt, snn_path, stats, metrics)
