@@ -41,7 +41,8 @@ def _study(tmp_path: Path, dataset: str = "digits", model: str = "tiny_vgg"):
         per = {"w0": {"accuracy": acc, "energy": energy, "area": area, "latency": latency, "feasible": True}}
         study.add_trial(optuna.trial.create_trial(
             params={"weight_bits": bits, "pe_rows": rows}, distributions=dists, values=[acc, energy],
-            constraints={"feasible_processor": 0.0}, user_attrs={"per_workload": {space.workloads[0].name: per["w0"]}}))
+            constraints={"feasible_processor": 0.0}, user_attrs={"per_workload": {space.workloads[0].name: per["w0"]},
+                                                                 "test_accuracy": acc - 1.5}))
     return space, study
 
 
@@ -49,13 +50,14 @@ def test_machine_outputs_are_si_with_the_unit_in_every_name(tmp_path) -> None:
     space, study = _study(tmp_path)
     files = export_study(space, study, tmp_path / "out")
     rows = list(csv.DictReader(open(files["trials.csv"])))
-    assert list(rows[0])[4:6] == ["accuracy_percent", "energy_J"]
+    assert list(rows[0])[4:7] == ["val_accuracy_percent", "energy_J", "test_accuracy_percent"]
     assert [float(r["energy_J"]) for r in rows] == [e / 1e6 for _, _, e, _, _ in POINTS]
+    assert [float(r["test_accuracy_percent"]) for r in rows] == [a - 1.5 for _, a, _, _, _ in POINTS]
     doc = json.loads(files["pareto.json"].read_text())
-    assert doc["objectives"] == {"accuracy_percent": "maximize", "energy_J": "minimize"}
+    assert doc["objectives"] == {"val_accuracy_percent": "maximize", "energy_J": "minimize"}
     first = doc["pareto"][0]
-    assert first["values"] == {"accuracy_percent": 80.0, "energy_J": 0.5 / 1e6}
-    assert set(next(iter(first["per_workload"].values()))) == {"accuracy_percent", "energy_J", "area_mm2",
+    assert first["values"] == {"val_accuracy_percent": 80.0, "energy_J": 0.5 / 1e6}
+    assert set(next(iter(first["per_workload"].values()))) == {"val_accuracy_percent", "energy_J", "area_mm2",
                                                                "latency_s", "feasible"}
     assert 0.0 < doc["hypervolume_fraction"] <= 1.0
 

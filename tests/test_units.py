@@ -18,7 +18,7 @@ def test_human_values_are_auto_scaled_to_three_significant_digits(value, unit, t
 
 def test_study_values_convert_to_si_keys_exactly() -> None:
     assert [key(m) for m in ("accuracy", "energy", "latency", "area", "sops")] == \
-        ["accuracy_percent", "energy_J", "latency_s", "area_mm2", "sops"]
+        ["val_accuracy_percent", "energy_J", "latency_s", "area_mm2", "sops"]
     assert to_si("energy", 486.7) == 0.0004867 and to_si("latency", 0.325) == 0.000325 and to_si("area", 3.5) == 3.5
     assert si_dict({"energy": 28.8, "net": {"latency": 2.0, "feasible": True}}) == \
         {"energy_J": 28.8 / 1e6, "net": {"latency_s": 2.0 / 1e3, "feasible": True}}

@@ -101,12 +101,13 @@ def hypervolume_history(space: SearchSpace, study: optuna.Study) -> list[tuple[i
 
 def _rows(space: SearchSpace, trials) -> tuple[list[str], list[list]]:
     names = [p.name for p in space.params]
-    header = ["trial", "state", *names, *(units.key(o) for o in space.objectives), "feasible", "cached", "error"]
+    header = ["trial", "state", *names, *(units.key(o) for o in space.objectives), units.key("test_accuracy"),
+              "feasible", "cached", "error"]
     rows = []
     for t in trials:
         values = [units.to_si(o, v) for o, v in zip(space.objectives, t.values)] if t.values else \
             [None] * len(space.objectives)
-        rows.append([t.number, t.state.name, *[t.params.get(n) for n in names], *values,
+        rows.append([t.number, t.state.name, *[t.params.get(n) for n in names], *values, t.user_attrs.get("test_accuracy"),
                      feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else "",
                      t.user_attrs.get("cached", ""), t.user_attrs.get("error", "")])
     return header, rows

@@ -1,7 +1,7 @@
 """One unit policy for everything dse writes.
 
 Machine outputs (JSON, CSV) carry SI values with the unit in every key or column name (``energy_J``,
-``latency_s``, ``area_mm2``, ``accuracy_percent``). Human outputs (terminal lines, plot labels) are
+``latency_s``, ``area_mm2``, ``val_accuracy_percent``). Human outputs (terminal lines, plot labels) are
 auto-scaled to an SI prefix with 3 significant digits (``28.8 nJ``, ``325 us``).
 
 A study keeps its objective values in the display units of ``dse.search.space.OBJECTIVES`` (uJ, ms: what
@@ -14,7 +14,8 @@ import math
 
 # metric -> (machine key, display-unit values per machine unit (uJ per J), unit for humans)
 SI = {
-    "accuracy": ("accuracy_percent", 1.0, "%"),
+    "accuracy": ("val_accuracy_percent", 1.0, "%"),  # what the search optimizes: the validation images'
+    "test_accuracy": ("test_accuracy_percent", 1.0, "%"),  # reported beside it, never optimized on
     "ann_accuracy": ("ann_accuracy_percent", 1.0, "%"),
     "energy": ("energy_J", 1e6, "J"),
     "latency": ("latency_s", 1e3, "s"),
