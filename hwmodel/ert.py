@@ -1,6 +1,6 @@
 """Energy reference table (ERT): every constant with its source, at 28 nm and 0.9 V unless stated.
 
-Sources are the figures in /work/shared/notes/energy-constants.md (copied into docs/hwmodel.md): Horowitz,
+Sources are the figures docs/hwmodel.md lists (its "Sources" section): Horowitz,
 ISSCC 2014 (45 nm, 0.9 V, x0.51 to 28 nm per Stillmaker & Baas); CACTI 7 runs at 32 nm (64-bit port, one RW
 port, dynamic-power optimized, x0.8 to 28 nm); Aladdin (40 nm); ISAAC (32 nm); ZigZag's 28 nm gate figures.
 A constant marked ASSUMPTION has no measured source: docs/hwmodel.md says why its value, and
@@ -15,6 +15,8 @@ from importlib import resources
 
 import numpy as np
 import yaml
+
+from hwmodel import memories, spike_code
 
 REFERENCE_NM = 28.0
 # Energy and leakage scale as node**1.5: fitted to the Stillmaker & Baas factors 0.51 (45 -> 28 nm,
@@ -35,8 +37,7 @@ CLOCK_PJ_PER_FLOP = 1.7e-3          # per clocked flip-flop per cycle: ZigZag TE
 # costs CLOCK_PJ_PER_FLOP. Their count follows from the banks and widths the model already derives.
 PORT_REGS_PER_DATA_BIT = 2          # one data-in and one data-out register per bit of the port width
 PIXEL_BITS = 8                      # first layer: 8-bit pixels
-# k > 1: a level 2^(-t/k) is kept with this many extra fraction bits (dse.network.quant.MANTISSA_BITS, the exact SNN's)
-MANTISSA_BITS = 8
+MANTISSA_BITS = spike_code.MANTISSA_BITS  # a level that is not a power of two: its fixed-point mantissa
 # A per-channel threshold register (dse train.fold: thresholds): a mantissa of MANTISSA_BITS + 1 significant bits
 # (dse.network.quant.threshold_scales) and a 5-bit exponent (scales 2^-16..2^15 cover sigma / |gamma| of
 # trained networks)
@@ -56,19 +57,15 @@ OVERHEAD_AREA_FRAC = 0.15   # ASSUMPTION: control and I/O outside PEs and SRAMs 
 # Random data toggles a wire on half the transfers: x0.5 (the usual switching-activity assumption).
 WIRE_PJ_PER_BIT_MM = 0.310 * (0.9 / 1.2) ** 2 * 0.5
 
-# --- SRAM: CACTI 7, 32 nm, 64-bit port, dynamic-power optimized (notes) ----------------------------------
-CACTI_KIB = np.array([2, 8, 32, 128, 512, 2048], dtype=float)
-CACTI_READ_PJ = np.array([1.24, 2.91, 8.51, 14.4, 25.7, 50.9])          # per 64-bit access
-CACTI_LEAK_MW = {"lstp": np.array([0.73e-3, 2.7e-3, 9.9e-3, 35.8e-3, 136e-3, 540e-3]),
-                 "hp": np.array([1.46, 5.3, 19.7, 71.9, 288.0, 1140.0])}
-CACTI_AREA_MM2 = np.array([0.0038, 0.013, 0.048, 0.217, 0.87, 3.16])
-CACTI_WIDTH_BITS = 64
+# --- SRAM: CACTI 7 itself, 32 nm (hwmodel.memories: the generated table, its generator and configs) -------
+# Each bank is priced at its port width: read and write energy apart, leakage, area; below CACTI's smallest
+# array, a register file (Aladdin's flip-flop figures). docs/memories.md: options, reach, how to rebuild.
+CACTI_WIDTH_BITS = 64        # the weight SRAM's port (a streamed or reloaded weight word)
 CACTI_TO_28NM = 0.8          # energy and leakage, "28 nm ~ 0.8x" of 32 nm (ZigZag uses 0.81 = VDD^2 ratio)
 CACTI_AREA_TO_28NM = (28 / 32) ** AREA_EXPONENT
-# ASSUMPTION: the part of a 64-bit access that does not depend on its width (decoder, word line, control);
-# CACTI's breakdowns put the decoder at 20-40 % of a small array's read energy.
+# ASSUMPTION: an access narrower than the port costs a fixed part (decoder, word line, control) plus its share
+# of the bit lines; CACTI's breakdowns put the decoder at 20-40 % of a small array's read energy.
 SRAM_FIXED_FRAC = 0.3
-MIN_BANK_KIB = 2.0           # the smallest CACTI point: smaller banks are not priced by this table
 SRAM_CELLS = ("lstp", "hp")
 
 # --- off-chip memory: pJ/bit (interface included) and peak bandwidth --------------------------------------
@@ -110,6 +107,9 @@ def needed_v(clock_mhz, hp):
     return np.interp(need, _SPEED_TABLE, _V_TABLE, left=V_FLOOR, right=np.nan)
 
 
+UNCALIBRATED = {"sram_scale": 1.0, "logic_scale": 1.0}   # the table's own constants, nothing fitted
+
+
 @functools.cache
 def calibration() -> dict[str, float]:
     """The fitted scale factors (written by ``hwmodel calibrate --write``)."""
@@ -126,48 +126,17 @@ def tech_area_scale(tech_nm):
     return (np.asarray(tech_nm, dtype=float) / REFERENCE_NM) ** AREA_EXPONENT
 
 
-def _loglog_table(table):
-    """(log KiB, log value) knots of a piecewise power law through the CACTI points, extended far beyond
-    both ends along the end segments' slopes: one ``np.interp`` then extrapolates exactly as the power law."""
-    lx, ly = np.log(CACTI_KIB), np.log(table)
-    far = np.log([1e-9, 1e12])   # KiB: far outside any bank this model builds
-    lo = ly[0] + (ly[1] - ly[0]) / (lx[1] - lx[0]) * (far[0] - lx[0])
-    hi = ly[-1] + (ly[-1] - ly[-2]) / (lx[-1] - lx[-2]) * (far[1] - lx[-1])
-    return np.concatenate([[far[0]], lx, [far[1]]]), np.concatenate([[lo], ly, [hi]])
+def sram_macro(bank_kib, width_bits, hp):
+    """One bank of ``bank_kib`` with a ``width_bits`` port at 28 nm, 0.9 V: (pJ per read, pJ per write, leakage W,
+    area mm^2), each shaped like the broadcast inputs; ``hp``: hp cells where true, else lstp."""
+    lstp = memories.sram(bank_kib, width_bits, 1, "lstp")[:4]
+    if np.any(hp):
+        hps = memories.sram(bank_kib, width_bits, 1, "hp")[:4]
+        lstp = tuple(np.where(hp, h, low) for h, low in zip(hps, lstp))
+    read, write, leak, area = lstp
+    return read * CACTI_TO_28NM, write * CACTI_TO_28NM, leak * CACTI_TO_28NM, area * CACTI_AREA_TO_28NM
 
 
-# One knot table for the four CACTI curves (read, lstp leakage, hp leakage, area): a bank size is located once
-# (``sram_macro``) and every curve is read at that place.
-_CURVES = [_loglog_table(t) for t in (CACTI_READ_PJ, CACTI_LEAK_MW["lstp"], CACTI_LEAK_MW["hp"], CACTI_AREA_MM2)]
-_KNOTS = _CURVES[0][0]
-_ICEPT = np.array([ly[:-1] for _, ly in _CURVES])                              # (curve, segment)
-_SLOPE = np.array([np.diff(ly) / np.diff(_KNOTS) for _, ly in _CURVES])
-_TO_28NM = np.array([CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, 1e-3 * CACTI_TO_28NM, CACTI_AREA_TO_28NM])
-
-
-def sram_macro(bank_kib):
-    """One bank of ``bank_kib`` at 28 nm, 0.9 V: (pJ per 64-bit access, leakage W with lstp cells, with hp
-    cells, area mm^2), each shaped like ``bank_kib``; piecewise power laws through the CACTI points."""
-    lk = np.log(np.maximum(bank_kib, 1e-9))
-    seg = np.minimum(np.maximum(_KNOTS.searchsorted(lk) - 1, 0), len(_KNOTS) - 2)
-    values = np.exp(_ICEPT[:, seg] + _SLOPE[:, seg] * (lk - _KNOTS[seg]))
-    return values * _TO_28NM.reshape((4,) + (1,) * np.ndim(lk))
-
-
-def width_factor(width_bits):
-    """An access of ``width_bits`` relative to a 64-bit one: a fixed part plus a per-bit part."""
-    return SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / CACTI_WIDTH_BITS
-
-
-def sram_access_pj(bank_kib, width_bits):
-    """One access of ``width_bits`` to a bank of ``bank_kib``, 28 nm, 0.9 V."""
-    return sram_macro(bank_kib)[0] * width_factor(width_bits)
-
-
-def sram_leak_w(bank_kib, banks, hp):
-    _, lstp, hpw, _ = sram_macro(bank_kib)
-    return np.where(bank_kib > 0, np.where(hp, hpw, lstp) * banks, 0.0)
-
-
-def sram_area_mm2(bank_kib, banks):
-    return np.where(bank_kib > 0, sram_macro(bank_kib)[3] * banks, 0.0)
+def width_factor(width_bits, port_bits=CACTI_WIDTH_BITS):
+    """An access of ``width_bits`` relative to a full-port one: a fixed part plus a per-bit part."""
+    return SRAM_FIXED_FRAC + (1.0 - SRAM_FIXED_FRAC) * width_bits / port_bits

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from hwmodel import spike_code
 from hwmodel.errors import ConfigError, brief, did_you_mean
 
 MAX_VALUE = 1e9  # far beyond any processor, and it keeps every product in the model finite in float64
@@ -115,12 +116,18 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     F("pe_rows", "int", "", "PE array rows"),
     F("pe_cols", "int", "", "PE array columns"),
     F("weight_sram_kib", "float", "KiB", "weight buffer: pinned layers plus the streaming buffer"),
-    F("vmem_sram_kib", "float", "KiB", "membrane-potential buffer, banked by the PE count"),
+    F("vmem_sram_kib", "float", "KiB", "membrane-potential buffer, split evenly into vmem_banks banks"),
     F("spike_sram_kib", "float", "KiB", "spike-event buffer (a layer's input and output events)"),
-    F("weight_bits", "int", "bit", "weight width: log = sign + exponent bits; int = two's complement",
-      high=16),
-    F("time_window", "int", "step", "T, steps per layer window", low=1),
-    F("steps_per_octave", "int", "", "k: a spike at step t means theta * 2^(-t/k)", low=1),
+    F("vmem_banks", "int", "bank", "Vmem SRAM banks; 0: one per PE (each PE updates the potentials in its own bank: no "
+      "conflicts). Fewer banks than busy PEs serialize their updates (bank stalls)"),
+    F("weight_banks", "int", "bank", "weight SRAM banks; 0: enough 64-bit ports to reload every PE's weight register "
+      "in one cycle (PEs x weight bits / 64, to a power of two): symmetric in rows and columns"),
+    F("weight_bits", "int", "bit", f"weight width: log = sign + exponent bits (at most {spike_code.LOG_WEIGHT_BITS[1]}); "
+      "int = two's complement", low=spike_code.LOG_WEIGHT_BITS[0], high=spike_code.INT_WEIGHT_BITS[1]),
+    F("time_window", "int", "step", "T, steps per layer window", low=spike_code.MIN_TIME_WINDOW),
+    F("steps_per_octave", "int", "", "k: a spike at step t means theta * 2^(-t/k)", low=spike_code.MIN_STEPS_PER_OCTAVE),
+    F("rounding", "choice", "", "spike-time rounding: floor (fire when V >= level) or round (threshold halfway in log "
+      "below); anything but floor at k = 1 widens the datapath by a mantissa", choices=spike_code.ROUNDINGS),
     F("accumulator_bits", "int", "bit", "Vmem width; 0 = the derived minimum (see Datapath)"),
     F("neuron_word_bits", "int", "bit", "neuron state an SOP reads and writes back; below the Vmem width: the Vmem "
       "width (this design keeps only the potential)"),

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from hwmodel import costs, ert, fields
+from hwmodel import costs, ert, fields, spike_code
 from hwmodel.arch import Arch
 from hwmodel.workload import Workload
 
@@ -27,6 +27,7 @@ EXACT_BITS = 45   # breakdown entries are rounded to 2**-45 of the total so ever
 DRAM_PJ = np.array([ert.DRAM[k][0] for k in fields.FIELDS["dram"].choices])
 DRAM_GBPS = np.array([ert.DRAM[k][1] for k in fields.FIELDS["dram"].choices])
 NO_DRAM = float(fields.FIELDS["dram"].choices.index("none"))
+ROUNDING_FLOOR = float(fields.FIELDS["rounding"].choices.index("floor"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +140,8 @@ def _measured_bits(wl: Workload) -> float:
 
 
 def _lsb_bits(time_window, k, weight_bits, rounding="floor"):
-    """Fraction bits of a spike level plus the largest weight exponent: the accumulator's LSB position
-    (dse.network.quant: SpikeCode.fraction_bits, max_exponent)."""
-    exact = (k == 1) & (np.asarray(rounding) == "floor")
-    return np.floor((time_window - 1.0) / k) + ert.MANTISSA_BITS * ~exact + np.exp2(weight_bits - 1.0) - 2.0
+    """Fraction bits of a spike level plus the largest weight exponent: the accumulator's LSB position."""
+    return spike_code.fraction_bits(time_window, k, rounding == "floor") + spike_code.max_exponent(weight_bits)
 
 
 def _ceil_log2(x):
@@ -175,12 +174,6 @@ def _any(flags: np.ndarray) -> bool:
     return bool(flags) if flags.size == 1 else bool(flags.any())
 
 
-def _pow2_banks(need, cap_kib):
-    """Banks: the next power of two >= ``need`` ports, but no bank below ert.MIN_BANK_KIB."""
-    most = np.exp2(np.floor(np.log2(np.maximum(cap_kib / ert.MIN_BANK_KIB, 1.0))))
-    return np.minimum(np.exp2(np.ceil(np.log2(np.maximum(need, 1.0)))), most)
-
-
 def _evaluate(f, t, cal, exact, detail):
     x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
     rows, cols, wb, steps, k = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["time_window"], x["steps_per_octave"]
@@ -206,15 +199,15 @@ def _evaluate(f, t, cal, exact, detail):
 
     # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
     time_bits = _ceil_log2(steps)
-    # The exact SNN's worst case (dse/snn.py simulate_events). A spike adds +-2^(emax - e) x its step's level
+    # The exact SNN's worst case (dse.snn.events). A spike adds +-2^(emax - e) x its step's level
     # (<= 2^frac_bits), a pixel +-2^(emax - e) x <= 255; every input of the largest fan-in at the largest
     # weight, plus a bias no larger than that sum (ASSUMPTION: one more such sum, +1 bit), in a two's
     # complement word: 1 + ceil(log2(bound + 1)) = 3 + emax + floor(log2(fan-in x largest input)) bits.
     # int: the same with linear weights of magnitude <= 2^(n-1) (emax = n - 1).
     # A workload that carries the exact SNN's measured widths (dse evaluate --events) sets the width instead:
     # the measured range at this LSB position, never above the bound.
-    frac_bits = np.floor((steps - 1.0) / k) + ert.MANTISSA_BITS * (k > 1)   # dse.network.quant SpikeCode.fraction_bits
-    emax_log = np.exp2(wb - 1.0) - 2.0                          # dse.network.quant max_exponent
+    frac_bits = spike_code.fraction_bits(steps, k, x["rounding"] == ROUNDING_FLOOR)
+    emax_log = spike_code.max_exponent(wb)
     emax = emax_log + int_dp * (wb + 1.0 - np.exp2(wb - 1.0))   # int: wb - 1 (ufuncs only: no np.where)
     acc_min = 3.0 + emax + np.maximum(t.log2_fanin_spikes + frac_bits, t.log2_fanin_pixels)
     if t.measured_bits:   # measured on a log-weight network: it lowers the log datapath's width only
@@ -244,9 +237,11 @@ def _evaluate(f, t, cal, exact, detail):
     passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
     lanes = np.ceil(t.cout / passes) * t.k2                     # SOP lanes one input spike feeds per pass
     rounds = np.where(w, np.ceil(lanes / pe_safe), 1.0)
-    banks_v = _pow2_banks(pe, x["vmem_sram_kib"])
+    # banks are design choices (fields.py); 0 derives them from the PE array, symmetric in rows and columns
+    banks_v = np.where(x["vmem_banks"] > 0, x["vmem_banks"], pe_safe)
     bank_cycles = np.ceil(np.minimum(lanes, pe_safe) / banks_v)  # > 1: fewer Vmem banks than busy PEs
-    banks_w = _pow2_banks(cols, x["weight_sram_kib"])           # one 64-bit bank per PE column
+    banks_w = np.where(x["weight_banks"] > 0, x["weight_banks"],
+                       np.exp2(np.ceil(np.log2(np.maximum(pe * wb / ert.CACTI_WIDTH_BITS, 1.0)))))
 
     # --- spikes: event = neuron address + spike time; pixels are 8-bit values ------------------------------
     word_in = np.where(t.pixel, float(ert.PIXEL_BITS), t.addr_in + time_bits)
@@ -268,9 +263,14 @@ def _evaluate(f, t, cal, exact, detail):
                       acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
                       + exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
     a_pe = pe * pe_um2 * 1e-6 * ascale
-    # each SRAM's bank: (pJ per 64-bit access, lstp leakage W, hp leakage W, area mm^2); a 0 KiB SRAM is absent
-    mac_w, mac_v, mac_s = (ert.sram_macro(kib) for kib in (x["weight_sram_kib"] / banks_w,
-                                                             x["vmem_sram_kib"] / banks_v, x["spike_sram_kib"]))
+    # each SRAM's bank at its port width (CACTI 7: pJ per read, pJ per write, leakage W, area mm^2); a 0 KiB SRAM
+    # is absent. Ports: Vmem the neuron word; weights 64 bits (a crossbar core's synapse word; a neuron-major
+    # core's wide rows are 64-bit accesses); spikes the widest event of any layer.
+    w_port = np.where((syn > 0) & ~nmaj, syn, float(ert.CACTI_WIDTH_BITS)) if _any(syn > 0) \
+        else float(ert.CACTI_WIDTH_BITS)
+    spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
+    mac_w, mac_v, mac_s = (ert.sram_macro(kib, port, hp) for kib, port in (
+        (x["weight_sram_kib"] / banks_w, w_port), (x["vmem_sram_kib"] / banks_v, word), (x["spike_sram_kib"], spike_port)))
     a_w = np.where(cap_w > 0, mac_w[3] * banks_w, 0.0) * ascale
     a_v = np.where(cap_v > 0, mac_v[3] * banks_v, 0.0) * ascale
     a_s = np.where(cap_s > 0, mac_s[3], 0.0) * ascale
@@ -289,31 +289,35 @@ def _evaluate(f, t, cal, exact, detail):
     w_words = np.where(streamed, w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / batch)   # streamed, per inference
     # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
     # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
-    # A crossbar core (synapse_word_bits > 0) instead reads its synapse word from the weight SRAM on every SOP.
+    # A crossbar core (synapse_word_bits > 0) instead reads each synapse word of the weight SRAM once for the
+    # synapse_word_bits / weight_bits neurons whose synapses it holds, and writes it back (ODIN's controller.v,
+    # state POP_NEUR: the synapse array's chip select once per 8 neurons, a read then a write of the 32-bit word).
     busy = np.minimum(pe_safe, lanes)
     w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
     # per-channel threshold registers load with the layer's weights, once per batch
     w_read_bits = w_read_bits + t.thr_words * (ert.THRESHOLD_REGISTER_BITS / batch)
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
+    w_rw = 1.0   # accesses per word read: 2 where the word is written back
     if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
-        w_read_bits = np.where(syn > 0, weight_sops * syn, w_read_bits)
+        w_read_bits = np.where(syn > 0, weight_sops * wb, w_read_bits)
         w_width = np.where(syn > 0, syn, w_width)
+        w_rw = np.where((syn > 0) & ~nmaj, 2.0, 1.0)   # a neuron-major core's synapse rows are only read
     # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
-    # output neuron (t.vmem_init = 2 per output neuron)
-    vmem_accesses = (sops * 2.0 + t.vmem_init) * ert.width_factor(word)
+    # output neuron (t.vmem_init = 2 per output neuron): as many reads as writes
+    vmem_rw = sops + t.vmem_init * 0.5
     vmem_bus_bits = sops * word
     if any_nmaj:   # neuron-major (TrueNorth): per output neuron and frame, one synapse-row read (fan-in x
         # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
         row_bits = t.fanin * np.maximum(syn, 1.0)
         w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
         w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
-        vmem_accesses = np.where(nmaj, t.vmem_init * 0.5 * (ert.width_factor(word) + ert.width_factor(acc)),
-                                 vmem_accesses)
+        vmem_rw = np.where(nmaj, t.vmem_init * 0.5, vmem_rw)   # the potential written back in the word's port
         vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (word + acc), vmem_bus_bits)
-    # bit x mm: a spike is broadcast along a spine and every PE row; a Vmem RMW crosses half the array and
-    # half the Vmem macro; a weight word the same towards the weight SRAM
-    wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + rows))
-                    + vmem_bus_bits * (side_pe + np.sqrt(a_v))
+    # bit x mm: a spike is broadcast over the array (a spine and sqrt(PEs) branches: symmetric in rows and
+    # columns, a square array's spine and rows); a Vmem RMW stays in its bank's tile (the PEs sharing a bank and
+    # the bank: the side of that tile); a weight word crosses half the array and half the weight SRAM
+    wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + np.sqrt(pe)))
+                    + vmem_bus_bits * np.sqrt((a_pe + a_v) / banks_v)
                     + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
     dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
                          + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
@@ -341,17 +345,13 @@ def _evaluate(f, t, cal, exact, detail):
     flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
     # control outside the PEs: address and data registers at every SRAM port, clocked every cycle (the spike
     # SRAM's port is as wide as the widest event of any layer)
-    spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
-    w_port = np.where(syn > 0, syn, float(ert.CACTI_WIDTH_BITS))
-    if any_nmaj:
-        w_port = np.where(nmaj, w_width, w_port)
+    reg_port = np.where(nmaj, w_width, w_port) if any_nmaj else w_port   # a neuron-major row is latched whole
     port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
-                  + banks_w * (ert.PORT_REGS_PER_DATA_BIT * w_port + _ceil_log2(cap_w / banks_w / w_port))
+                  + banks_w * (ert.PORT_REGS_PER_DATA_BIT * reg_port + _ceil_log2(cap_w / banks_w / reg_port))
                   + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
     pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
-    leak_sram_w = (np.where(cap_w > 0, np.where(hp, mac_w[2], mac_w[1]) * banks_w, 0.0)
-                   + np.where(cap_v > 0, np.where(hp, mac_v[2], mac_v[1]) * banks_v, 0.0)
-                   + np.where(cap_s > 0, np.where(hp, mac_s[2], mac_s[1]), 0.0)) * leak_scale
+    leak_sram_w = (np.where(cap_w > 0, mac_w[2] * banks_w, 0.0) + np.where(cap_v > 0, mac_v[2] * banks_v, 0.0)
+                   + np.where(cap_s > 0, mac_s[2], 0.0)) * leak_scale
     leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
     # config-only factors are multiplied first, so each term costs as few config x layer operations as it can
     pj = {
@@ -363,14 +363,13 @@ def _evaluate(f, t, cal, exact, detail):
                  + t.thr_out * (logic * (ert.THRESHOLD_REGISTER_BITS * ert.REG_PJ_PER_BIT
                                          + np.where(lod, ert.MANTISSA_BITS + 1, 0.0) * ert.CMP_PJ_PER_BIT))),
         "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
-        "vmem_sram": vmem_accesses * (sram * mac_v[0]),
-        # a w_width-bit read = (fixed + per-bit share) of a 64-bit access; streamed words are written at 64 bits
-        # an access of b bits = fixed part + b x per-bit part of a 64-bit one (ert.width_factor), summed over
-        # accesses; streamed weights are written in 64-bit words
-        "weight_sram": (w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)
-                        + w_words) * (sram * mac_w[0]),
-        "spike_sram": ((spike_reads + spike_writes) * ert.SRAM_FIXED_FRAC
-                       + event_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / ert.CACTI_WIDTH_BITS)) * ((1.0 - spill) * (sram * mac_s[0])),
+        "vmem_sram": vmem_rw * (sram * (mac_v[0] + mac_v[1])),
+        # an access of b bits = fixed part + b x per-bit part of a full-port one (ert.width_factor), summed over
+        # accesses; a crossbar's word is written back (w_rw); streamed weights are written in 64-bit words
+        "weight_sram": ((w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / w_port))
+                        * (sram * (mac_w[0] + (w_rw - 1.0) * mac_w[1]))
+                        + w_words * (ert.CACTI_WIDTH_BITS / w_port) * (sram * mac_w[1])),
+        "spike_sram": (spike_reads * mac_s[0] + spike_writes * mac_s[1]) * ((1.0 - spill) * sram),
         "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
         "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),
         "control_clock": cycles * (dyn * port_flops * ert.CLOCK_PJ_PER_FLOP),
@@ -392,7 +391,6 @@ def _evaluate(f, t, cal, exact, detail):
     # --- feasibility ------------------------------------------------------------------------------------
     checks = {
         "no processing elements (pe_rows x pe_cols = 0)": pe[..., 0] < 1,
-        "weight_bits < 2 leaves no exponent bit": wb[..., 0] < 2,
         "accumulator_bits below the width T, k, weight bits and fan-in need":
             (x["accumulator_bits"] > 0)[..., 0] & (acc < acc_min)[..., 0],
         f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(need_v[..., 0]),
@@ -404,6 +402,7 @@ def _evaluate(f, t, cal, exact, detail):
         "dram none, but these spike events overflow the spike SRAM": no_dram & (spill > 0),
         "weight SRAM smaller than one output channel's filter": streamed & (stream_cap < filter_bits),
         "Vmem SRAM smaller than one output channel's potentials (x batch)": w & (cap_v < vmap_bits),
+        "a Vmem bank smaller than one neuron word": w & (cap_v < banks_v * word),
         "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.row_neurons,
     }
     infeasible = np.zeros(shape[:-1], dtype=bool)
@@ -416,7 +415,8 @@ def _evaluate(f, t, cal, exact, detail):
         out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
                    dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
                    acc_bits=acc[..., 0], acc_min=acc_min[..., 0], banks_vmem=banks_v[..., 0],
-                   banks_weight=banks_w[..., 0], bank_cycles=bank_cycles, sop_pj=sop_pj * logic)
+                   banks_weight=banks_w[..., 0], bank_cycles=bank_cycles, sop_pj=sop_pj * logic,
+                   weight_accesses=w_reads * w_rw)
     return out
 
 

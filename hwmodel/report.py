@@ -104,10 +104,11 @@ class Report:
         return "\n".join(lines)
 
 
-def estimate(arch: Arch, workload: Workload) -> Report:
-    """Price one inference of ``workload`` on ``arch`` (the vectorized model at size-1 arrays)."""
+def estimate(arch: Arch, workload: Workload, calibration: dict[str, float] | None = None) -> Report:
+    """Price one inference of ``workload`` on ``arch`` (the vectorized model at size-1 arrays). ``calibration``:
+    the scale factors (default: the fitted ones, presets/calibration.yaml; ``ert.UNCALIBRATED``: the table's own)."""
     table = layer_table(workload)
-    out = evaluate(arch_fields(arch), table, ert.calibration(), exact=True, detail=True)
+    out = evaluate(arch_fields(arch), table, calibration or ert.calibration(), exact=True, detail=True)
     reasons = [reason for reason, flag in out["checks"].items() if flag]
     for reason, flags in out["layer_checks"].items():
         bad = [name for name, flag in zip(table.names, np.broadcast_to(flags, (len(table.names),))) if flag]

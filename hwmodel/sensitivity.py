@@ -67,8 +67,3 @@ def report(arch: Arch, wl: Workload) -> tuple[str, list[dict]]:
                             "energy_chip_j": r["energy_chip_j"], "energy_dram_j": r["energy_dram_j"],
                             "latency_s": r["latency_s"], "area_mm2": r["area_mm2"]})
     return "\n".join(lines), machine
-
-
-def relative_change(rows: list[dict], key: str) -> float:
-    vals = np.array([r[key] for r in rows if r["feasible"]])
-    return float(vals.max() / vals.min() - 1) if len(vals) and vals.min() > 0 else float("nan")

@@ -86,16 +86,21 @@ def test_breakdowns_sum_exactly():
         assert sum(rep.layer_sops.values()) == rep.sops
 
 
+def test_a_weight_width_outside_the_spike_codes_range_is_refused_naming_the_field():
+    with pytest.raises(hwmodel.ConfigError, match=r"arch\.weight_bits: must be between 2 and 16, got 1"):
+        hwmodel.with_fields(PAPER, weight_bits=1)  # hwmodel.spike_code: the one definition dse trains with too
+
+
 def test_infeasible_configs_are_reported_not_raised():
     wl = hwmodel.load_workload("vgg16-cifar10")
-    for changes, words in [({"pe_rows": 0}, "no processing elements"), ({"weight_bits": 1}, "weight_bits < 2"),
+    for changes, words in [({"pe_rows": 0}, "no processing elements"),
                            ({"weight_sram_kib": 2}, "weight SRAM smaller"), ({"vmem_sram_kib": 0}, "Vmem SRAM"),
                            ({"spike_sram_kib": 0.5}, "spike SRAM")]:
         rep = hwmodel.estimate(hwmodel.with_fields(PAPER, **changes), wl)
         assert not rep.feasible and any(words in r for r in rep.reasons), (changes, rep.reasons)
     rep = hwmodel.estimate(hwmodel.with_fields(PAPER, weight_sram_kib=2), wl)
     assert "conv4_2" in rep.reasons[0] and "conv1_1" not in rep.reasons[0]   # 512x3x3x5 bits > 2 KiB
-    many = hwmodel.estimate_many(PAPER, wl, pe_rows=np.array([0, 16]), weight_bits=np.array([[1], [5]]))
+    many = hwmodel.estimate_many(PAPER, wl, pe_rows=np.array([0, 16]), weight_sram_kib=np.array([[2], [256]]))
     assert many["feasible"].tolist() == [[False, False], [False, True]]
     assert np.isnan(many["energy_j"][0]).all() and np.isfinite(many["energy_j"][1, 1])
 
@@ -252,7 +257,7 @@ def test_estimate_many_equals_estimate_over_every_field():
     n = 12
     fields = {"pe_rows": rng.integers(0, 40, n), "pe_cols": rng.integers(1, 40, n),
               "weight_sram_kib": rng.uniform(0, 3000, n), "vmem_sram_kib": rng.uniform(0, 600, n),
-              "spike_sram_kib": rng.uniform(0, 300, n), "weight_bits": rng.integers(1, 9, n),
+              "spike_sram_kib": rng.uniform(0, 300, n), "weight_bits": rng.integers(2, 9, n),
               "time_window": rng.integers(1, 33, n), "steps_per_octave": rng.integers(1, 5, n),
               "accumulator_bits": rng.choice([0, 0, 0, 48, 200], n), "clock_mhz": rng.uniform(10, 1000, n),
               "tech_nm": rng.uniform(7, 180, n), "dram": rng.choice(["lpddr4", "lpddr5", "hbm2", "none"], n),

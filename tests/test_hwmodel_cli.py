@@ -93,15 +93,18 @@ def test_calibrate_reports_all_builtins(tmp_path):
 
 def test_sweep_rows_say_why_they_are_infeasible_and_help_lists_the_fields() -> None:
     out = run("sweep", "--arch", "paper", "--workload", "vgg16-cifar10", "--set", "pe_rows=0,8",
-              "--set", "weight_bits=1,5")
+              "--set", "vmem_sram_kib=0,128")
     assert out.returncode == 0, out.stderr
-    rows = {(r["pe_rows"], r["weight_bits"]): r for r in csv.DictReader(io.StringIO(out.stdout))}
-    assert rows[("8", "5")]["feasible"] == "True" and rows[("8", "5")]["infeasible_because"] == ""
-    assert rows[("0", "5")]["infeasible_because"] == "no processing elements (pe_rows x pe_cols = 0)"
-    assert rows[("0", "1")]["infeasible_because"] == ("no processing elements (pe_rows x pe_cols = 0); "
-                                                      "weight_bits < 2 leaves no exponent bit")
-    for (pe, bits), row in rows.items():  # the same reasons the scalar estimate gives
-        report = hwmodel.estimate(hwmodel.with_fields(hwmodel.load_arch("paper"), pe_rows=int(pe), weight_bits=int(bits)),
+    rows = {(r["pe_rows"], r["vmem_sram_kib"]): r for r in csv.DictReader(io.StringIO(out.stdout))}
+    assert rows[("8", "128.0")]["feasible"] == "True" and rows[("8", "128.0")]["infeasible_because"] == ""
+    assert rows[("0", "128.0")]["infeasible_because"] == "no processing elements (pe_rows x pe_cols = 0)"
+    assert rows[("0", "0.0")]["infeasible_because"].startswith("no processing elements (pe_rows x pe_cols = 0); "
+                                                             "Vmem SRAM smaller than one output channel's potentials")
+    for (pe, kib), row in rows.items():  # the same reasons the scalar estimate gives (which names the layers)
+        if kib == "0.0":
+            continue
+        report = hwmodel.estimate(hwmodel.with_fields(hwmodel.load_arch("paper"), pe_rows=int(pe),
+                                                      vmem_sram_kib=float(kib)),
                                   hwmodel.load_workload("vgg16-cifar10"))
         assert row["infeasible_because"] == "; ".join(report.reasons)
     helptext = run("sweep", "--help").stdout

@@ -38,7 +38,7 @@ def test_batch_amortizes_streamed_weights_and_costs_latency():
 
 
 def test_faster_clock_costs_energy_through_the_supply():
-    many = hwmodel.estimate_many(PAPER, C10, clock_mhz=np.array([100.0, 200, 300, 400]))
+    many = hwmodel.estimate_many(PAPER, C10, clock_mhz=np.array([100.0, 200, 300, 400]), supply_v=0.0)
     assert np.all(np.diff(many["latency_s"]) < 0)
     assert many["energy_chip_j"][1] < many["energy_chip_j"][2] < many["energy_chip_j"][3]
     assert np.maximum(ert.needed_v(400.0, False), ert.V_MIN) == pytest.approx(ert.V_NOM, abs=2e-3)
@@ -48,14 +48,15 @@ def test_faster_clock_costs_energy_through_the_supply():
     assert not hwmodel.estimate(hwmodel.with_fields(PAPER, clock_mhz=600), C10).feasible
 
 
-def test_banks_follow_the_pe_count_and_small_vmem_stalls():
+def test_banks_are_a_design_choice_derived_from_the_pe_array_by_default():
     out = evaluate(arch_fields(PAPER), layer_table(C10), ert.calibration(), detail=True)
-    assert float(out["banks_vmem"]) == 64.0      # 128 KiB / 2 KiB minimum banks < 256 PEs
-    big = evaluate(arch_fields(hwmodel.with_fields(PAPER, vmem_sram_kib=512)), layer_table(C10),
-                   ert.calibration(), detail=True)
-    assert float(big["banks_vmem"]) == 256.0
-    rep = hwmodel.estimate(PAPER, C10)
-    assert sum(row["bank_stall"] for row in rep.latency_breakdown.values()) > 0
+    # 0: a Vmem bank per PE, and 64-bit weight ports enough to load 256 PEs x 5 bits in one cycle (20 -> 32)
+    assert float(out["banks_vmem"]) == 256.0 and float(out["banks_weight"]) == 32.0
+    set_ = evaluate(arch_fields(hwmodel.with_fields(PAPER, vmem_banks=16, weight_banks=4)), layer_table(C10),
+                    ert.calibration(), detail=True)
+    assert float(set_["banks_vmem"]) == 16.0 and float(set_["banks_weight"]) == 4.0
+    tiny = hwmodel.estimate(hwmodel.with_fields(PAPER, vmem_banks=65536), C10)  # 16 bits a bank < a 29-bit word
+    assert not tiny.feasible and tiny.reasons[0].startswith("a Vmem bank smaller than one neuron word")
 
 
 def test_accumulator_width_is_derived_and_checked():
@@ -120,7 +121,7 @@ def test_field_table_generates_the_dataclass_and_the_docs_table():
 def test_builtins_carry_the_committed_measurement():
     """Each built-in's firing is the committed spike file mapped onto VGG-16 (regenerable, not typed in)."""
     root = Path(__file__).resolve().parents[1]
-    for name, source in [("vgg16-cifar10", "cifar10_vgg16_w025_cat_log5_spikes.json"),
+    for name, source in [("vgg16-cifar10", "h100/vgg16/cat_log5_no_finetune_spikes.json"),
                          ("vgg16-tiny-imagenet", "tiny-imagenet_small_vgg_cat_log5_spikes.json")]:
         shape, classes = BUILTINS[name]
         target = hwmodel.parse_workload(vgg16(name, shape, classes), name)
@@ -166,9 +167,13 @@ def test_published_operating_points():
     # the leakage of a frame 10x the compute time is 10x the leakage of back-to-back inferences
     framed = hwmodel.estimate(dataclasses.replace(odin, frame_us=base.latency_s * 1e7), xbar)
     assert framed.energy_by_term["leakage_sram"] == pytest.approx(10 * base.energy_by_term["leakage_sram"], rel=1e-9)
-    # no synapse word: the weight SRAM is read once per round of registers instead of once per SOP
+    # the synapse word: one 32-bit read and its write-back per 8 SOPs; without it, a 4-bit register reload per
+    # SOP (one PE, 256 lanes: a round per SOP). An access of b bits costs (0.3 + 0.7 b / 64) of a 64-bit one.
     regs = hwmodel.estimate(dataclasses.replace(odin, synapse_word_bits=0), xbar)
-    assert regs.energy_by_term["weight_sram"] < base.energy_by_term["weight_sram"]
+    word, register = ert.sram_macro(32.0, 32, False), ert.sram_macro(32.0, 64, False)   # one 32 KiB bank each
+    per_sop = {"word": (word[0] + word[1]) / 8, "register": register[0] * ert.width_factor(4)}
+    assert base.energy_by_term["weight_sram"] / regs.energy_by_term["weight_sram"] == \
+        pytest.approx(float(per_sop["word"] / per_sop["register"]), rel=1e-9)
 
 
 def test_docs_carry_the_generated_field_table():
@@ -190,3 +195,15 @@ def test_measured_widths_map_onto_a_wider_network_by_fan_in():
     mapped = map_potential_bits(hwmodel.parse_workload(narrow, "narrow"), hwmodel.parse_workload(full, "full"))
     assert mapped["conv1_1"] == 20 and mapped["conv1_2"] == mapped["conv5_3"] == mapped["fc2"] == mapped["fc3"] == 22
     assert mapped["fc1"] == 22    # 512 -> 128 flattened inputs
+
+
+def test_odin_synapse_words_are_counted_as_its_rtl_counts_them():
+    """ODIN's controller.v (state POP_NEUR) selects the synapse array once per 8 neurons: a read of the 32-bit word
+    (8 synapses of 4 bits) then its write-back. A 16-input, 16-neuron layer with 4 input spikes: 4 x 16 = 64
+    SOPs, so 64 / 8 = 8 word reads and 8 writes, 16 accesses."""
+    small = hwmodel.parse_workload({"schema": "snn-workload/1", "name": "xbar16", "first_layer_input": "spikes",
+                                    "layers": [{"name": "core", "type": "linear", "in_shape": [16],
+                                                "out_features": 16, "input_firing": 0.25}]}, "xbar16")
+    out = evaluate(arch_fields(hwmodel.load_arch("odin")), layer_table(small), ert.calibration(), detail=True)
+    assert float(np.sum(out["sops"])) == 64.0
+    assert float(np.sum(out["weight_accesses"])) == 16.0

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-# Fractional bits of the fixed-point mantissa table used when a level or threshold is not a power
-# of two: k > 1 (levels 2^(-j/k)) and round-to-nearest thresholds (2^(-1/2)). Eight bits keep every
-# table entry within 0.2 % of the ideal value and cost a 2^k-entry ROM in hardware.
-MANTISSA_BITS = 8
+from hwmodel import spike_code
+
+MANTISSA_BITS = spike_code.MANTISSA_BITS  # a level or threshold that is not a power of two: its fixed-point mantissa
 # A float's integer view, mantissa bits and exponent bias: spike times read off the exponent field (k = 1, floor)
 FLOAT_FIELDS = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
 
@@ -34,12 +33,12 @@ class SpikeCode:
     rounding: str = "floor"  # "floor": fire when V >= level; "round": threshold halfway (in log) below
 
     def __post_init__(self) -> None:
-        if self.time_window < 1:
-            raise ValueError(f"time_window must be >= 1, got {self.time_window}")
-        if self.steps_per_octave < 1:
-            raise ValueError(f"steps_per_octave must be >= 1, got {self.steps_per_octave}")
-        if self.rounding not in ("floor", "round"):
-            raise ValueError(f"rounding must be 'floor' or 'round', got {self.rounding!r}")
+        if self.time_window < spike_code.MIN_TIME_WINDOW:
+            raise ValueError(f"time_window must be >= {spike_code.MIN_TIME_WINDOW}, got {self.time_window}")
+        if self.steps_per_octave < spike_code.MIN_STEPS_PER_OCTAVE:
+            raise ValueError(f"steps_per_octave must be >= {spike_code.MIN_STEPS_PER_OCTAVE}, got {self.steps_per_octave}")
+        if self.rounding not in spike_code.ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(spike_code.ROUNDINGS)}, got {self.rounding!r}")
 
     def levels(self) -> list[float]:
         """Decoded value of a spike at t = 0..T-1, for theta = 1 (exact dyadic numbers)."""
@@ -61,8 +60,7 @@ class SpikeCode:
     @property
     def fraction_bits(self) -> int:
         """Fractional bits below theta that a decoded value needs."""
-        extra = 0 if (self.steps_per_octave == 1 and self.rounding == "floor") else MANTISSA_BITS
-        return (self.time_window - 1) // self.steps_per_octave + extra
+        return int(spike_code.fraction_bits(self.time_window, self.steps_per_octave, self.rounding == "floor"))
 
 
 def spike_times(v: torch.Tensor, theta: torch.Tensor | float, code: SpikeCode) -> torch.Tensor:
@@ -269,9 +267,9 @@ class _CATChannels(torch.autograd.Function):
 
 def max_exponent(weight_bits: int) -> int:
     """Largest exponent e of a magnitude 2^-e: codes 1..2^(n-1)-1 mean e = 0..2^(n-1)-2, code 0 = zero."""
-    if weight_bits < 2:
-        raise ValueError(f"weight_bits must be >= 2 (sign + exponent), got {weight_bits}")
-    return 2 ** (weight_bits - 1) - 2
+    if weight_bits < spike_code.LOG_WEIGHT_BITS[0]:
+        raise ValueError(f"weight_bits must be >= {spike_code.LOG_WEIGHT_BITS[0]} (sign + exponent), got {weight_bits}")
+    return spike_code.max_exponent(weight_bits)
 
 
 def weight_scale_exponent(w: torch.Tensor) -> int:

@@ -12,7 +12,7 @@ from dse.network.registry import NETWORK_NAMES as MODEL_NAMES, build_model
 from dse.network.resnet import RESNET_CONFIGS
 from dse.network.vgg import VGG
 from dse.util.errors import UserError
-from hwmodel import brief
+from hwmodel import brief, spike_code
 
 
 def auto_log2_theta(time_window: int, steps_per_octave: int = 1) -> int:
@@ -68,13 +68,14 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
-                   "rounding": ("floor", "round"), "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
+                   "rounding": spike_code.ROUNDINGS, "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
                    "schedule": ("onecycle", "cosine"), "weights": ("auto", "log", "float"),
                    "theta": ("auto", "fixed", "learned"), "fold": ("thresholds", "corrected", "plain")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"train.{name}: {brief(getattr(self, name))} is not one of {', '.join(allowed)}")
-        minimum = {"width": 1e-3, "weight_bits": 2, "time_window": 1, "steps_per_octave": 1, "epochs": 0,
+        minimum = {"width": 1e-3, "weight_bits": spike_code.LOG_WEIGHT_BITS[0], "time_window": spike_code.MIN_TIME_WINDOW,
+                   "steps_per_octave": spike_code.MIN_STEPS_PER_OCTAVE, "epochs": 0,
                    "finetune_epochs": 0, "pretrain_epochs": 0, "log2_theta": -30, "batch_size": 1, "lr": 0.0, "weight_decay": 0.0, "momentum": 0.0,
                    "label_smoothing": 0.0, "max_train_images": 0, "max_test_images": 0,
                    "validation_images": -1}
@@ -99,9 +100,10 @@ class TrainSpec:
             raise UserError("train.pretrain_epochs: only a CAT network is pre-trained (a ReLU network already is)")
         if abs(self.log2_theta) > 30:
             raise UserError(f"train.log2_theta: must be within -30..30, got {self.log2_theta}")
-        if self.weight_bits > 6:  # 2^(n-1)-2 exponents: 7 bits would span 2^-62, beyond any exact datapath
-            raise UserError(f"train.weight_bits: at most 6 (sign + 5-bit exponent, magnitudes down to 2^-30), "
-                            f"got {self.weight_bits}")
+        top = spike_code.LOG_WEIGHT_BITS[1]
+        if self.weight_bits > top:
+            raise UserError(f"train.weight_bits: at most {top} (sign + {top - 1}-bit exponent, magnitudes down to "
+                            f"2^-{spike_code.max_exponent(top)}), got {self.weight_bits}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
