@@ -13,8 +13,9 @@ from hwmodel.workload import Workload
 RANGES = {   # knob -> values swept (the others stay at the base processor's)
     "pe_rows": [4, 8, 16, 32, 64], "pe_cols": [4, 8, 16, 32, 64],
     "weight_sram_kib": [64, 128, 256, 512, 1024, 4096, 12288], "vmem_sram_kib": [32, 64, 128, 256, 512],
-    "spike_sram_kib": [16, 32, 64, 128, 256], "weight_bits": [3, 4, 5, 6, 8], "time_window": [4, 6, 8, 12, 16],
-    "steps_per_octave": [1, 2], "accumulator_bits": [0, 16, 20, 24, 32], "neuron_word_bits": [0, 32, 64, 128],
+    "spike_sram_kib": [16, 32, 64, 128, 256], "vmem_banks": [0, 16, 64, 256, 1024], "weight_banks": [0, 4, 16, 64],
+    "weight_bits": [3, 4, 5, 6, 8], "time_window": [4, 6, 8, 12, 16], "steps_per_octave": [1, 2],
+    "rounding": ["floor", "round"], "accumulator_bits": [0, 16, 20, 24, 32], "neuron_word_bits": [0, 32, 64, 128],
     "clock_mhz": [50, 100, 200, 300, 400, 600], "tech_nm": [16, 22, 28, 40, 65],
     "dram": ["lpddr4", "lpddr5", "hbm2", "none"], "sram_cell": ["lstp", "hp"],
     "weight_pin_frac": [0.0, 0.25, 0.5, 0.75], "batch": [1, 2, 4, 8, 16], "datapath": ["log", "int"],
