@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hwmodel import ConfigError
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`| head`): nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit's flush
+        return 0
     except OSError as exc:  # disk full, permission denied: files already written stay valid (atomic writes)
         print(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}", file=sys.stderr)
         return 1

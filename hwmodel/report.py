@@ -37,6 +37,7 @@ class Report:
     area_breakdown: dict[str, float]                 # part -> mm^2
     layer_sops: dict[str, float]
     operating_point: dict[str, float]                # supply_v, accumulator_bits, vmem_banks, weight_banks
+    activity: str = ""                               # whose spikes a built-in's firing is (and if it is borrowed)
 
     @property
     def energy_by_term(self) -> dict[str, float]:
@@ -74,7 +75,8 @@ class Report:
                 "reasons": list(self.reasons), "energy_j": self.energy_j, "energy_chip_j": self.energy_chip_j,
                 "energy_dram_j": self.energy_dram_j, "latency_s": self.latency_s, "area_mm2": self.area_mm2,
                 "sops": self.sops, "pj_per_sop": self.pj_per_sop if self.sops else None,
-                "operating_point": self.operating_point, "energy_by_kind_j": self.energy_by_kind,
+                "operating_point": self.operating_point, "activity": self.activity,
+                "energy_by_kind_j": self.energy_by_kind,
                 "energy_by_term_j": self.energy_by_term,
                 "breakdowns": {"energy_j": self.energy_breakdown, "latency_s": self.latency_breakdown,
                                "area_mm2": self.area_breakdown, "sops": self.layer_sops}}
@@ -84,6 +86,7 @@ class Report:
         w = max(10, 1 + max(map(len, self.layers), default=0))   # long names (block1_conv1) keep the columns
         head = f"{'layer':<{w}}{'SOPs':>10}" + "".join(f"{k:>13}" for k in kinds) + f"{'total':>12}{'latency':>11}"
         lines = [f"arch {self.arch.name} | workload {self.workload} | "
+                 + (f"activity: {self.activity} | " if self.activity else "")
                  + ("feasible" if self.feasible else "INFEASIBLE: " + "; ".join(self.reasons)), head]
         by_kind_layer = {name: {k: sum(row[t.name] for t in costs.TERMS if t.kind == k) for k in kinds}
                          for name, row in self.energy_breakdown.items()}
@@ -124,7 +127,8 @@ def estimate(arch: Arch, workload: Workload, calibration: dict[str, float] | Non
         energy_breakdown={n: dict(zip(costs.NAMES, row)) for n, row in zip(table.names, energy.tolist())},
         latency_breakdown={n: dict(zip(costs.LATENCY_PARTS, row)) for n, row in zip(table.names, latency.tolist())},
         area_breakdown=dict(zip(costs.AREA_PARTS, out["area"].tolist())),
-        layer_sops=dict(zip(table.names, out["sops"].tolist())), operating_point=op)
+        layer_sops=dict(zip(table.names, out["sops"].tolist())), operating_point=op,
+        activity=str(workload.meta.get("activity", "")))
 
 
 def estimate_many(arch: Arch, workload: Workload, **field_values) -> dict[str, np.ndarray]:

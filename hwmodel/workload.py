@@ -389,6 +389,10 @@ def load_workload(spec: str | Path | dict) -> Workload:
             code = activity["potential_bits_source"]["measured_on"]
             doc["snn"] = {"potential_measured_on": {key: code[key] for key in
                                                     ("time_window", "steps_per_octave", "rounding", "weight_bits")}}
+        measured = activity["measured_on"]
+        doc.setdefault("snn", {})["activity"] = (
+            f"{measured['model']} on {measured['dataset']}, {measured['accuracy'] * 100:.1f} %"
+            + ("" if text.endswith(measured["dataset"]) else f": borrowed, no {text.split('-', 1)[1]} network measured"))
         return parse_workload(doc, f"workload {text}")
     path = Path(text)
     if not is_file(path):

@@ -109,3 +109,21 @@ def test_sweep_rows_say_why_they_are_infeasible_and_help_lists_the_fields() -> N
         assert row["infeasible_because"] == "; ".join(report.reasons)
     helptext = run("sweep", "--help").stdout
     assert all(name in helptext for name in hwmodel.FIELDS)
+
+
+def test_a_builtin_says_whose_activity_it_carries_and_when_it_is_borrowed() -> None:
+    own = run("estimate", "--arch", "paper", "--workload", "vgg16-cifar10").stdout.splitlines()[0]
+    borrowed = run("estimate", "--arch", "paper", "--workload", "vgg16-cifar100").stdout.splitlines()[0]
+    assert "activity: vgg16 on cifar10" in own and "borrowed" not in own
+    assert "activity: vgg16 on cifar10, 88.2 %: borrowed, no cifar100 network measured" in borrowed
+    assert json.loads(run("estimate", "--arch", "paper", "--workload", "vgg16-cifar100", "--format", "json").stdout)[
+        "activity"].endswith("borrowed, no cifar100 network measured")
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    """`hwmodel estimate | true`: the reader is gone before the first write (Python starts far slower than
+    `true`), so every write meets a closed pipe; the command exits 0 without a word (it printed
+    'error: : Broken pipe' and exited 2)."""
+    out = subprocess.run(f"set -o pipefail; {sys.executable} -m hwmodel.cli estimate --arch paper | true",
+                         shell=True, capture_output=True, text=True, executable="/bin/bash")
+    assert (out.returncode, out.stderr) == (0, "")
