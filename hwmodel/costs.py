@@ -1,7 +1,9 @@
 """The cost-term registry: every energy the model charges, with its kind, action, price and source.
 
-The model (model.py) counts each term's actions and prices them; breakdowns group terms by ``kind``. A new
-component is one entry here plus its action count and price in ``model.py`` (a test checks they match).
+The model (model.py) counts each term's actions in its stages and prices each term with one function of them
+(``model.PRICES``); breakdowns group terms by ``kind``. A new component is one entry here plus its price function
+(and, if it counts a new action, that count in the stage it belongs to); the model refuses to load when the two
+lists differ.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ TERMS = (
     Term("pool", "compute", "max-pool input spike", "compare of the spike-time bits", "Aladdin comparator"),
     Term("vmem_sram", "memory", "Vmem read and write per SOP (shortcut accumulates included); init write and "
          "fire read per output",
-         "access of the Vmem width in one bank (fixed + per-bit part at the bank size)", "CACTI 7, 32 nm x0.8"),
-    Term("weight_sram", "memory", "64-bit weight word per batch (read; also written when streamed)",
-         "64-bit access at the weight bank size", "CACTI 7"),
+         "a read and a write through the neuron-word port of one bank", "CACTI 7 table (hwmodel/memories), 32 nm x0.8"),
+    Term("weight_sram", "memory", "weight bits read into PE registers (64-bit port; a crossbar core's synapse word, "
+         "read and written back once per word's neurons); 64-bit words written when streamed",
+         "a port-width access (30 % fixed + its share of the bits when narrower) at the weight bank size",
+         "CACTI 7 table"),
     Term("spike_sram", "memory", "event read per PE round, event write per output spike; an add's shortcut "
          "spike: one more write (the residual buffer, kept until the add) and its read",
-         "access of the event width at the spike SRAM size", "CACTI 7"),
+         "a read or a write through the widest event's port of the spike SRAM", "CACTI 7 table"),
     Term("wire", "interconnect", "bit x mm moved: spike broadcast, Vmem bus, weight load",
          "0.087 pJ/bit/mm at 0.9 V (0.174 full swing x 0.5 toggle rate)", "on-chip interconnect survey (ISRN Electronics 2012), 130 nm 1.2 V x V^2"),
     Term("clock", "clock", "cycle", "clocked PE flip-flops x DFF clock energy", "ZigZag 28 nm DFF 1.7 fJ/bit"),

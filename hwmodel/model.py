@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -175,211 +176,21 @@ def _any(flags: np.ndarray) -> bool:
 
 
 def _evaluate(f, t, cal, exact, detail):
-    x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
-    rows, cols, wb, steps, k = x["pe_rows"], x["pe_cols"], x["weight_bits"], x["time_window"], x["steps_per_octave"]
-    hp, batch, int_dp, lod = x["sram_cell"] > 0, x["batch"], x["datapath"] > 0, x["fire_method"] > 0
-    nmaj = x["dataflow"] > 0     # neuron-major core: memory accessed per output neuron per frame, not per SOP
-    any_nmaj = _any(nmaj)        # its terms are skipped when no config uses it (the search's common case)
-    no_dram = x["dram"] == NO_DRAM
-    dram_i = x["dram"].astype(int)
-    pe = rows * cols
-    pe_safe = np.maximum(pe, 1.0)
-    cap_w, cap_v, cap_s = (x[n] * KIB_BITS for n in ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib"))
-    w = t.weighted
-
-    # --- operating point: the supply the clock needs; dynamic energy ~ V^2, leakage ~ V -----------------
-    need_v = ert.needed_v(x["clock_mhz"], hp)         # NaN: the clock is out of reach (infeasible, below)
-    published_v = x["supply_v"] > 0                   # a chip's published supply, checked against its clock
-    volts = np.where(published_v, x["supply_v"], np.maximum(need_v, ert.V_MIN))
-    priced_v = np.where(np.isnan(volts), ert.V_MAX, volts)
-    node = ert.tech_energy_scale(x["tech_nm"])
-    dyn = (priced_v / ert.V_NOM) ** 2 * node
-    leak_scale = priced_v / ert.V_NOM * node
-    logic, sram = cal["logic_scale"] * dyn, cal["sram_scale"] * dyn
-
-    # --- datapath widths derived from T, k, weight bits and fan-in -----------------------------------------
-    time_bits = _ceil_log2(steps)
-    # The exact SNN's worst case (dse.snn.events). A spike adds +-2^(emax - e) x its step's level
-    # (<= 2^frac_bits), a pixel +-2^(emax - e) x <= 255; every input of the largest fan-in at the largest
-    # weight, plus a bias no larger than that sum (ASSUMPTION: one more such sum, +1 bit), in a two's
-    # complement word: 1 + ceil(log2(bound + 1)) = 3 + emax + floor(log2(fan-in x largest input)) bits.
-    # int: the same with linear weights of magnitude <= 2^(n-1) (emax = n - 1).
-    # A workload that carries the exact SNN's measured widths (dse evaluate --events) sets the width instead:
-    # the measured range at this LSB position, never above the bound.
-    frac_bits = spike_code.fraction_bits(steps, k, x["rounding"] == ROUNDING_FLOOR)
-    emax_log = spike_code.max_exponent(wb)
-    emax = emax_log + int_dp * (wb + 1.0 - np.exp2(wb - 1.0))   # int: wb - 1 (ufuncs only: no np.where)
-    acc_min = 3.0 + emax + np.maximum(t.log2_fanin_spikes + frac_bits, t.log2_fanin_pixels)
-    if t.measured_bits:   # measured on a log-weight network: it lowers the log datapath's width only
-        acc_min = acc_min - ~int_dp * np.maximum(acc_min - (t.measured_bits + frac_bits + emax_log), 0.0)
-    acc = np.where(x["accumulator_bits"] > 0, x["accumulator_bits"], acc_min)
-    # the word an SOP reads and writes back: the potential alone (this design), or a richer neuron state
-    # (leak, threshold, adaptation: ODIN's 128-bit neuron word) that a time-multiplexed core moves whole
-    word = np.maximum(acc, x["neuron_word_bits"])
-    exp_bits = (wb - 1.0) + time_bits + _ceil_log2(k) * (k > 1)
-
-    # --- weight residency: all on chip if they fit, else smallest layers first into the pinned share ------
-    syn = x["synapse_word_bits"]
-    # bits stored per synapse: the weight, or a neuron-major core's synapse-row bits (TrueNorth: 1)
-    store_b = np.where(nmaj & (syn > 0), syn, wb) if any_nmaj else wb
-    w_bits = t.weights * store_b
-    all_fit = w_bits.sum(axis=-1, keepdims=True) <= cap_w
-    resident = w & (all_fit | (t.pinned_before * wb <= x["weight_pin_frac"] * cap_w))
-    pinned_bits = np.where(resident, w_bits, 0.0).sum(axis=-1, keepdims=True)
-    stream_cap = cap_w - pinned_bits
-    streamed = w & ~resident
-
-    # --- tiling into output-channel groups (passes over the input spikes), banks ---------------------------
-    filter_bits = t.cin * t.k2 * store_b
-    vmap_bits = t.out_hw * (word * batch)                         # a channel's potentials for the whole batch
-    per_group_w = np.where(resident, t.cout, np.floor(stream_cap / filter_bits))
-    per_group = np.clip(np.minimum(per_group_w, np.floor(cap_v / np.maximum(vmap_bits, 1.0))), 1.0, t.cout)
-    passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
-    lanes = np.ceil(t.cout / passes) * t.k2                     # SOP lanes one input spike feeds per pass
-    rounds = np.where(w, np.ceil(lanes / pe_safe), 1.0)
-    # banks are design choices (fields.py); 0 derives them from the PE array, symmetric in rows and columns
-    banks_v = np.where(x["vmem_banks"] > 0, x["vmem_banks"], pe_safe)
-    bank_cycles = np.ceil(np.minimum(lanes, pe_safe) / banks_v)  # > 1: fewer Vmem banks than busy PEs
-    banks_w = np.where(x["weight_banks"] > 0, x["weight_banks"],
-                       np.exp2(np.ceil(np.log2(np.maximum(pe * wb / ert.CACTI_WIDTH_BITS, 1.0)))))
-
-    # --- spikes: event = neuron address + spike time; pixels are 8-bit values ------------------------------
-    word_in = np.where(t.pixel, float(ert.PIXEL_BITS), t.addr_in + time_bits)
-    word_out = t.addr_out + time_bits
-    spike_reads = t.s_in * np.where(w, passes * rounds, 1.0)
-    read_bits, write_bits = spike_reads * word_in, t.s_out * word_out
-    spike_writes = t.s_out
-    if t.any_add:   # residual buffer: a shortcut's spikes are written again and kept until their add reads them
-        write_bits = write_bits + t.add_in * word_in
-        spike_writes = spike_writes + t.add_in
-    event_bits = read_bits + write_bits
-    # a layer's input and output events and the residual buffer held beside it, for the batch
-    need_s = (t.s_in * word_in + write_bits + t.held_addr + t.held_in * time_bits) * batch
-    spill = np.where(need_s > cap_s, 1.0 - cap_s / np.maximum(need_s, 1e-30), 0.0)
-
-    # --- area (mm^2), needed for wire lengths -------------------------------------------------------------
-    ascale = ert.tech_area_scale(x["tech_nm"])
-    pe_um2 = np.where(int_dp, wb * wb * ert.ADDER_UM2_PER_BIT + acc * (ert.ADDER_UM2_PER_BIT + ert.REG_UM2_PER_BIT),
-                      acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
-                      + exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
-    a_pe = pe * pe_um2 * 1e-6 * ascale
-    # each SRAM's bank at its port width (CACTI 7: pJ per read, pJ per write, leakage W, area mm^2); a 0 KiB SRAM
-    # is absent. Ports: Vmem the neuron word; weights 64 bits (a crossbar core's synapse word; a neuron-major
-    # core's wide rows are 64-bit accesses); spikes the widest event of any layer.
-    w_port = np.where((syn > 0) & ~nmaj, syn, float(ert.CACTI_WIDTH_BITS)) if _any(syn > 0) \
-        else float(ert.CACTI_WIDTH_BITS)
-    spike_port = np.maximum(t.max_addr + time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
-    mac_w, mac_v, mac_s = (ert.sram_macro(kib, port, hp) for kib, port in (
-        (x["weight_sram_kib"] / banks_w, w_port), (x["vmem_sram_kib"] / banks_v, word), (x["spike_sram_kib"], spike_port)))
-    a_w = np.where(cap_w > 0, mac_w[3] * banks_w, 0.0) * ascale
-    a_v = np.where(cap_v > 0, mac_v[3] * banks_v, 0.0) * ascale
-    a_s = np.where(cap_s > 0, mac_s[3], 0.0) * ascale
-    areas = [a_pe, a_w, a_v, a_s]
-    areas.append(ert.OVERHEAD_AREA_FRAC * sum(areas))
-    side_pe = np.sqrt(a_pe)
-
-    # --- actions and prices per term (pJ per inference) -------------------------------------------------
-    sops = np.where(w, t.s_in * t.fanout, 0.0)
-    weight_sops = sops
-    if t.any_add:   # an add's shortcut spike: one accumulate of its level into the potential, no weight read
-        sops = sops + t.add_in
-    sop_pj = np.where(int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
-                      ert.ADD_PJ_PER_BIT * (exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
-    fire_cmp_bits = np.where(lod, acc * (1.0 + (k > 1)), steps * acc)
-    w_words = np.where(streamed, w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / batch)   # streamed, per inference
-    # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
-    # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
-    # A crossbar core (synapse_word_bits > 0) instead reads each synapse word of the weight SRAM once for the
-    # synapse_word_bits / weight_bits neurons whose synapses it holds, and writes it back (ODIN's controller.v,
-    # state POP_NEUR: the synapse array's chip select once per 8 neurons, a read then a write of the 32-bit word).
-    busy = np.minimum(pe_safe, lanes)
-    w_read_bits = np.where(rounds > 1, spike_reads * busy, t.weights * (1.0 / batch)) * wb   # layers without weights: 0
-    # per-channel threshold registers load with the layer's weights, once per batch
-    w_read_bits = w_read_bits + t.thr_words * (ert.THRESHOLD_REGISTER_BITS / batch)
-    w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
-    w_rw = 1.0   # accesses per word read: 2 where the word is written back
-    if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
-        w_read_bits = np.where(syn > 0, weight_sops * wb, w_read_bits)
-        w_width = np.where(syn > 0, syn, w_width)
-        w_rw = np.where((syn > 0) & ~nmaj, 2.0, 1.0)   # a neuron-major core's synapse rows are only read
-    # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
-    # output neuron (t.vmem_init = 2 per output neuron): as many reads as writes
-    vmem_rw = sops + t.vmem_init * 0.5
-    vmem_bus_bits = sops * word
-    if any_nmaj:   # neuron-major (TrueNorth): per output neuron and frame, one synapse-row read (fan-in x
-        # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
-        row_bits = t.fanin * np.maximum(syn, 1.0)
-        w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
-        w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
-        vmem_rw = np.where(nmaj, t.vmem_init * 0.5, vmem_rw)   # the potential written back in the word's port
-        vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (word + acc), vmem_bus_bits)
-    # bit x mm: a spike is broadcast over the array (a spine and sqrt(PEs) branches: symmetric in rows and
-    # columns, a square array's spine and rows); a Vmem RMW stays in its bank's tile (the PEs sharing a bank and
-    # the bank: the side of that tile); a weight word crosses half the array and half the weight SRAM
-    wire_mm_bits = (spike_reads * word_in * (side_pe * (1.0 + np.sqrt(pe)))
-                    + vmem_bus_bits * np.sqrt((a_pe + a_v) / banks_v)
-                    + w_read_bits * (0.5 * (side_pe + np.sqrt(a_w))))
-    dram_bits = np.where(no_dram, 0.0, w_words * ert.CACTI_WIDTH_BITS + spill * event_bits
-                         + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
-
-    # --- latency (cycles per inference; the batch's latency is batch x that) -----------------------------
-    cycle_s = 1e-6 / x["clock_mhz"]
-    cps = x["cycles_per_sop"]
-    c_compute = np.where(w, spike_reads * cps if _any(cps != 1) else spike_reads, np.ceil(t.s_in / pe_safe))
-    c_bank = np.where(w, spike_reads * (bank_cycles - 1.0), 0.0)
-    bits_per_cycle = np.where(no_dram, np.inf, DRAM_GBPS[dram_i] * 1e3 / x["clock_mhz"])
-    w_reads = w_read_bits / w_width                             # weight-SRAM accesses
-    c_memory = np.maximum(dram_bits / bits_per_cycle, w_reads * (1.0 / banks_w))
-    c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
-    c_fire = np.where(w & ~t.readout, np.where(lod, 1.0, steps) * np.ceil(t.out_neurons / pe_safe), 0.0)
-    cycles = c_compute + c_bank + c_stall + c_fire
-    # the latency parts for the report; only their sum for the vectorized totals
-    lat = [c * (cycle_s * batch) for c in (c_compute, c_bank, c_stall, c_fire)] if exact else [cycles * (cycle_s * batch)]
-    # the chip leaks over its time per inference, or over the whole frame (tick) when that is longer: the
-    # idle rest of the frame is shared among the layers in proportion to their time
-    image_s = cycles * cycle_s
-    frame = x["frame_us"]
-    leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if _any(frame > 0) \
-        else image_s
-
-    flops = pe * (wb + word + time_bits)                        # weight, neuron-word and time registers per PE
-    # control outside the PEs: address and data registers at every SRAM port, clocked every cycle (the spike
-    # SRAM's port is as wide as the widest event of any layer)
-    reg_port = np.where(nmaj, w_width, w_port) if any_nmaj else w_port   # a neuron-major row is latched whole
-    port_flops = (banks_v * (ert.PORT_REGS_PER_DATA_BIT * word + _ceil_log2(cap_v / banks_v / word))
-                  + banks_w * (ert.PORT_REGS_PER_DATA_BIT * reg_port + _ceil_log2(cap_w / banks_w / reg_port))
-                  + ert.PORT_REGS_PER_DATA_BIT * spike_port + _ceil_log2(cap_s / spike_port))
-    pe_bits = np.where(int_dp, wb * wb, exp_bits) + acc * 2.0 + wb
-    leak_sram_w = (np.where(cap_w > 0, mac_w[2] * banks_w, 0.0) + np.where(cap_v > 0, mac_v[2] * banks_v, 0.0)
-                   + np.where(cap_s > 0, mac_s[2], 0.0)) * leak_scale
-    leak_logic_w = pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * leak_scale
-    # config-only factors are multiplied first, so each term costs as few config x layer operations as it can
-    pj = {
-        "datapath": sops * (logic * sop_pj),
-        "weight_register": weight_sops * (logic * wb * ert.REG_PJ_PER_BIT),
-        # a per-channel threshold: its register read per firing neuron, and with lod a compare of the mantissa
-        # (the leading-one position gives the octave; the mantissa decides between two steps)
-        "fire": (t.fire_out * (logic * fire_cmp_bits * ert.CMP_PJ_PER_BIT)
-                 + t.thr_out * (logic * (ert.THRESHOLD_REGISTER_BITS * ert.REG_PJ_PER_BIT
-                                         + np.where(lod, ert.MANTISSA_BITS + 1, 0.0) * ert.CMP_PJ_PER_BIT))),
-        "pool": t.pool_in * (logic * time_bits * ert.CMP_PJ_PER_BIT),
-        "vmem_sram": vmem_rw * (sram * (mac_v[0] + mac_v[1])),
-        # an access of b bits = fixed part + b x per-bit part of a full-port one (ert.width_factor), summed over
-        # accesses; a crossbar's word is written back (w_rw); streamed weights are written in 64-bit words
-        "weight_sram": ((w_reads * ert.SRAM_FIXED_FRAC + w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / w_port))
-                        * (sram * (mac_w[0] + (w_rw - 1.0) * mac_w[1]))
-                        + w_words * (ert.CACTI_WIDTH_BITS / w_port) * (sram * mac_w[1])),
-        "spike_sram": (spike_reads * mac_s[0] + spike_writes * mac_s[1]) * ((1.0 - spill) * sram),
-        "wire": wire_mm_bits * (dyn / node * ert.WIRE_PJ_PER_BIT_MM),
-        "clock": cycles * (dyn * flops * ert.CLOCK_PJ_PER_FLOP),
-        "control_clock": cycles * (dyn * port_flops * ert.CLOCK_PJ_PER_FLOP),
-        "leakage_sram": leak_s * (leak_sram_w * 1e12),
-        "leakage_logic": leak_s * (leak_logic_w * 1e12),
-        "dram": dram_bits * DRAM_PJ[dram_i],
-    }
-    energy = [pj[name] for name in costs.NAMES]
-    areas = [a[..., 0] for a in areas]
+    """The model in stages, each a function of the stages before it (a namespace ``s`` they fill): inputs,
+    operating point, widths, tiling, events, area and memories, actions, cycles; then one price function per
+    cost term (``PRICES``, the registry's order) and the feasibility checks."""
+    s = _inputs(f, t)
+    _operating_point(s, cal)
+    _widths(s)
+    _tiling(s)
+    _events(s)
+    _area(s)
+    _actions(s)
+    _cycles(s, exact)
+    energy = [PRICES[name](s) for name in costs.NAMES]
+    areas = [a[..., 0] for a in s.areas]
     shape = np.broadcast_shapes(*(e.shape for e in energy))   # config axes and the layer axis
+    sops, lat = s.sops, s.lat
     if exact:   # the report's breakdowns: entries on a common quantum so every sum is exact
         energy = _stack(energy, shape)            # quantized in J by the Report
         lat = quantize(_stack(lat, shape))
@@ -387,24 +198,7 @@ def _evaluate(f, t, cal, exact, detail):
         sops = quantize(_stack([sops], shape))[..., 0]
     else:
         area = areas
-
-    # --- feasibility ------------------------------------------------------------------------------------
-    checks = {
-        "no processing elements (pe_rows x pe_cols = 0)": pe[..., 0] < 1,
-        "accumulator_bits below the width T, k, weight bits and fan-in need":
-            (x["accumulator_bits"] > 0)[..., 0] & (acc < acc_min)[..., 0],
-        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(need_v[..., 0]),
-        "supply_v below what clock_mhz needs with these SRAM cells":
-            (published_v & (x["supply_v"] < need_v - 1e-9))[..., 0],
-    }
-    layer_checks = {
-        "dram none, but these weights do not fit the weight SRAM": no_dram & streamed,
-        "dram none, but these spike events overflow the spike SRAM": no_dram & (spill > 0),
-        "weight SRAM smaller than one output channel's filter": streamed & (stream_cap < filter_bits),
-        "Vmem SRAM smaller than one output channel's potentials (x batch)": w & (cap_v < vmap_bits),
-        "a Vmem bank smaller than one neuron word": w & (cap_v < banks_v * word),
-        "spike SRAM smaller than a kernel-high row of input events": cap_s < word_in * t.row_neurons,
-    }
+    checks, layer_checks = _feasibility(s)
     infeasible = np.zeros(shape[:-1], dtype=bool)
     for flag in checks.values():
         infeasible |= flag
@@ -412,12 +206,309 @@ def _evaluate(f, t, cal, exact, detail):
         infeasible |= flags.any(axis=-1)
     out = {"energy_pj": energy, "latency": lat, "area": area, "sops": sops, "feasible": ~infeasible}
     if detail:
-        out.update(checks=checks, layer_checks=layer_checks, passes=passes, rounds=rounds, spill=spill,
-                   dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
-                   acc_bits=acc[..., 0], acc_min=acc_min[..., 0], banks_vmem=banks_v[..., 0],
-                   banks_weight=banks_w[..., 0], bank_cycles=bank_cycles, sop_pj=sop_pj * logic,
-                   weight_accesses=w_reads * w_rw)
+        out.update(checks=checks, layer_checks=layer_checks, passes=s.passes, rounds=s.rounds, spill=s.spill,
+                   dram_bits=s.dram_bits, resident=s.resident, spike_reads=s.spike_reads, volts=s.volts[..., 0],
+                   acc_bits=s.acc[..., 0], acc_min=s.acc_min[..., 0], banks_vmem=s.banks_v[..., 0],
+                   banks_weight=s.banks_w[..., 0], bank_cycles=s.bank_cycles, sop_pj=s.sop_pj * s.logic,
+                   weight_accesses=s.w_reads * s.w_rw)
     return out
+
+
+def _inputs(f, t) -> SimpleNamespace:
+    """The fields with a layer axis, the choice flags and the capacities in bits."""
+    x = {name: np.asarray(v, dtype=float)[..., None] for name, v in f.items()}   # add the layer axis
+    s = SimpleNamespace(t=t, x=x, w=t.weighted, rows=x["pe_rows"], cols=x["pe_cols"], wb=x["weight_bits"],
+                        steps=x["time_window"], k=x["steps_per_octave"], hp=x["sram_cell"] > 0, batch=x["batch"],
+                        int_dp=x["datapath"] > 0, lod=x["fire_method"] > 0, syn=x["synapse_word_bits"])
+    s.nmaj = x["dataflow"] > 0     # neuron-major core: memory accessed per output neuron per frame, not per SOP
+    s.any_nmaj = _any(s.nmaj)      # its terms are skipped when no config uses it (the search's common case)
+    s.no_dram = x["dram"] == NO_DRAM
+    s.dram_i = x["dram"].astype(int)
+    s.pe = s.rows * s.cols
+    s.pe_safe = np.maximum(s.pe, 1.0)
+    s.cap_w, s.cap_v, s.cap_s = (x[n] * KIB_BITS for n in ("weight_sram_kib", "vmem_sram_kib", "spike_sram_kib"))
+    return s
+
+
+def _operating_point(s, cal) -> None:
+    """The supply the clock needs (or the published one); dynamic energy ~ V^2, leakage ~ V."""
+    x = s.x
+    s.need_v = ert.needed_v(x["clock_mhz"], s.hp)      # NaN: the clock is out of reach (infeasible)
+    s.published_v = x["supply_v"] > 0                   # a chip's published supply, checked against its clock
+    s.volts = np.where(s.published_v, x["supply_v"], np.maximum(s.need_v, ert.V_MIN))
+    priced_v = np.where(np.isnan(s.volts), ert.V_MAX, s.volts)
+    s.node = ert.tech_energy_scale(x["tech_nm"])
+    s.dyn = (priced_v / ert.V_NOM) ** 2 * s.node
+    s.leak_scale = priced_v / ert.V_NOM * s.node
+    s.logic, s.sram = cal["logic_scale"] * s.dyn, cal["sram_scale"] * s.dyn
+
+
+def _widths(s) -> None:
+    """Datapath widths derived from T, k, weight bits and fan-in.
+
+    The exact SNN's worst case (dse.snn.events). A spike adds +-2^(emax - e) x its step's level
+    (<= 2^frac_bits), a pixel +-2^(emax - e) x <= 255; every input of the largest fan-in at the largest
+    weight, plus a bias no larger than that sum (ASSUMPTION: one more such sum, +1 bit), in a two's
+    complement word: 1 + ceil(log2(bound + 1)) = 3 + emax + floor(log2(fan-in x largest input)) bits.
+    int: the same with linear weights of magnitude <= 2^(n-1) (emax = n - 1). A workload that carries the exact
+    SNN's measured widths (dse evaluate --events) sets the width instead: the measured range at this LSB
+    position, never above the bound."""
+    t, x, wb, k = s.t, s.x, s.wb, s.k
+    s.time_bits = _ceil_log2(s.steps)
+    frac_bits = spike_code.fraction_bits(s.steps, k, x["rounding"] == ROUNDING_FLOOR)
+    emax_log = spike_code.max_exponent(wb)
+    emax = emax_log + s.int_dp * (wb + 1.0 - np.exp2(wb - 1.0))   # int: wb - 1 (ufuncs only: no np.where)
+    acc_min = 3.0 + emax + np.maximum(t.log2_fanin_spikes + frac_bits, t.log2_fanin_pixels)
+    if t.measured_bits:   # measured on a log-weight network: it lowers the log datapath's width only
+        acc_min = acc_min - ~s.int_dp * np.maximum(acc_min - (t.measured_bits + frac_bits + emax_log), 0.0)
+    s.acc_min = acc_min
+    s.acc = np.where(x["accumulator_bits"] > 0, x["accumulator_bits"], acc_min)
+    # the word an SOP reads and writes back: the potential alone (this design), or a richer neuron state
+    # (leak, threshold, adaptation: ODIN's 128-bit neuron word) that a time-multiplexed core moves whole
+    s.word = np.maximum(s.acc, x["neuron_word_bits"])
+    s.exp_bits = (wb - 1.0) + s.time_bits + _ceil_log2(k) * (k > 1)
+
+
+def _tiling(s) -> None:
+    """Weight residency (all on chip if they fit, else smallest layers first into the pinned share), output-channel
+    groups (passes over the input spikes), rounds of PEs, and the banks (design choices; 0 derives them from the
+    PE array, symmetric in rows and columns)."""
+    t, x, w, wb = s.t, s.x, s.w, s.wb
+    # bits stored per synapse: the weight, or a neuron-major core's synapse-row bits (TrueNorth: 1)
+    s.store_b = np.where(s.nmaj & (s.syn > 0), s.syn, wb) if s.any_nmaj else wb
+    s.w_bits = t.weights * s.store_b
+    all_fit = s.w_bits.sum(axis=-1, keepdims=True) <= s.cap_w
+    s.resident = w & (all_fit | (t.pinned_before * wb <= x["weight_pin_frac"] * s.cap_w))
+    pinned_bits = np.where(s.resident, s.w_bits, 0.0).sum(axis=-1, keepdims=True)
+    s.stream_cap = s.cap_w - pinned_bits
+    s.streamed = w & ~s.resident
+    s.filter_bits = t.cin * t.k2 * s.store_b
+    s.vmap_bits = t.out_hw * (s.word * s.batch)                    # a channel's potentials for the whole batch
+    per_group_w = np.where(s.resident, t.cout, np.floor(s.stream_cap / s.filter_bits))
+    per_group = np.clip(np.minimum(per_group_w, np.floor(s.cap_v / np.maximum(s.vmap_bits, 1.0))), 1.0, t.cout)
+    s.passes = np.where(w, np.ceil(t.cout / per_group), 1.0)
+    s.lanes = np.ceil(t.cout / s.passes) * t.k2                    # SOP lanes one input spike feeds per pass
+    s.rounds = np.where(w, np.ceil(s.lanes / s.pe_safe), 1.0)
+    s.banks_v = np.where(x["vmem_banks"] > 0, x["vmem_banks"], s.pe_safe)
+    s.bank_cycles = np.ceil(np.minimum(s.lanes, s.pe_safe) / s.banks_v)  # > 1: fewer Vmem banks than busy PEs
+    s.banks_w = np.where(x["weight_banks"] > 0, x["weight_banks"],
+                         np.exp2(np.ceil(np.log2(np.maximum(s.pe * wb / ert.CACTI_WIDTH_BITS, 1.0)))))
+
+
+def _events(s) -> None:
+    """Spike-SRAM traffic: an event is a neuron address and a spike time; pixels are 8-bit values."""
+    t = s.t
+    s.word_in = np.where(t.pixel, float(ert.PIXEL_BITS), t.addr_in + s.time_bits)
+    word_out = t.addr_out + s.time_bits
+    s.spike_reads = t.s_in * np.where(s.w, s.passes * s.rounds, 1.0)
+    read_bits, write_bits = s.spike_reads * s.word_in, t.s_out * word_out
+    s.spike_writes = t.s_out
+    if t.any_add:   # residual buffer: a shortcut's spikes are written again and kept until their add reads them
+        write_bits = write_bits + t.add_in * s.word_in
+        s.spike_writes = s.spike_writes + t.add_in
+    s.event_bits = read_bits + write_bits
+    # a layer's input and output events and the residual buffer held beside it, for the batch
+    need_s = (t.s_in * s.word_in + write_bits + t.held_addr + t.held_in * s.time_bits) * s.batch
+    s.spill = np.where(need_s > s.cap_s, 1.0 - s.cap_s / np.maximum(need_s, 1e-30), 0.0)
+
+
+def _area(s) -> None:
+    """Areas (mm^2; the wires need them) and each SRAM's bank at its port width (CACTI 7: pJ per read, pJ per
+    write, leakage W, area mm^2; a 0 KiB SRAM is absent). Ports: Vmem the neuron word; weights 64 bits (a crossbar
+    core's synapse word; a neuron-major core's wide rows are 64-bit accesses); spikes the widest event."""
+    t, x, wb, acc = s.t, s.x, s.wb, s.acc
+    ascale = ert.tech_area_scale(x["tech_nm"])
+    pe_um2 = np.where(s.int_dp, wb * wb * ert.ADDER_UM2_PER_BIT + acc * (ert.ADDER_UM2_PER_BIT + ert.REG_UM2_PER_BIT),
+                      acc * (ert.ADDER_UM2_PER_BIT + ert.SHIFTER_UM2_PER_BIT + ert.REG_UM2_PER_BIT)
+                      + s.exp_bits * ert.ADDER_UM2_PER_BIT) + wb * ert.REG_UM2_PER_BIT
+    s.a_pe = s.pe * pe_um2 * 1e-6 * ascale
+    s.w_port = np.where((s.syn > 0) & ~s.nmaj, s.syn, float(ert.CACTI_WIDTH_BITS)) if _any(s.syn > 0) \
+        else float(ert.CACTI_WIDTH_BITS)
+    s.spike_port = np.maximum(t.max_addr + s.time_bits, ert.PIXEL_BITS if t.any_pixel else 0.0)
+    s.mac_w, s.mac_v, s.mac_s = (ert.sram_macro(kib, port, s.hp) for kib, port in (
+        (x["weight_sram_kib"] / s.banks_w, s.w_port), (x["vmem_sram_kib"] / s.banks_v, s.word),
+        (x["spike_sram_kib"], s.spike_port)))
+    s.a_w = np.where(s.cap_w > 0, s.mac_w[3] * s.banks_w, 0.0) * ascale
+    s.a_v = np.where(s.cap_v > 0, s.mac_v[3] * s.banks_v, 0.0) * ascale
+    a_s = np.where(s.cap_s > 0, s.mac_s[3], 0.0) * ascale
+    s.areas = [s.a_pe, s.a_w, s.a_v, a_s]
+    s.areas.append(ert.OVERHEAD_AREA_FRAC * sum(s.areas))
+    s.side_pe = np.sqrt(s.a_pe)
+
+
+def _actions(s) -> None:
+    """What each term counts: SOPs, weight and Vmem accesses, bit x mm of wire, DRAM bits."""
+    t, wb, acc, k, syn, nmaj = s.t, s.wb, s.acc, s.k, s.syn, s.nmaj
+    s.sops = np.where(s.w, t.s_in * t.fanout, 0.0)
+    s.weight_sops = s.sops
+    if t.any_add:   # an add's shortcut spike: one accumulate of its level into the potential, no weight read
+        s.sops = s.sops + t.add_in
+    s.sop_pj = np.where(s.int_dp, ert.MUL_PJ_PER_BITPRODUCT * wb * wb + ert.ADD_PJ_PER_BIT * acc,
+                        ert.ADD_PJ_PER_BIT * (s.exp_bits + acc * (1.0 + ert.SHIFT_REL_ADD + (k > 1))))
+    s.fire_cmp_bits = np.where(s.lod, acc * (1.0 + (k > 1)), s.steps * acc)
+    s.w_words = np.where(s.streamed, s.w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / s.batch)   # streamed, per inference
+    # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
+    # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
+    # A crossbar core (synapse_word_bits > 0) instead reads each synapse word of the weight SRAM once for the
+    # synapse_word_bits / weight_bits neurons whose synapses it holds, and writes it back (ODIN's controller.v,
+    # state POP_NEUR: the synapse array's chip select once per 8 neurons, a read then a write of the 32-bit word).
+    busy = np.minimum(s.pe_safe, s.lanes)
+    w_read_bits = np.where(s.rounds > 1, s.spike_reads * busy, t.weights * (1.0 / s.batch)) * wb   # no weights: 0
+    # per-channel threshold registers load with the layer's weights, once per batch
+    w_read_bits = w_read_bits + t.thr_words * (ert.THRESHOLD_REGISTER_BITS / s.batch)
+    w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
+    s.w_rw = 1.0   # accesses per word read: 2 where the word is written back
+    if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
+        w_read_bits = np.where(syn > 0, s.weight_sops * wb, w_read_bits)
+        w_width = np.where(syn > 0, syn, w_width)
+        s.w_rw = np.where((syn > 0) & ~nmaj, 2.0, 1.0)   # a neuron-major core's synapse rows are only read
+    # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
+    # output neuron (t.vmem_init = 2 per output neuron): as many reads as writes
+    s.vmem_rw = s.sops + t.vmem_init * 0.5
+    vmem_bus_bits = s.sops * s.word
+    if s.any_nmaj:   # neuron-major (TrueNorth): per output neuron and frame, one synapse-row read (fan-in x
+        # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
+        row_bits = t.fanin * np.maximum(syn, 1.0)
+        w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
+        w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
+        s.vmem_rw = np.where(nmaj, t.vmem_init * 0.5, s.vmem_rw)   # the potential written back in the word's port
+        vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (s.word + acc), vmem_bus_bits)
+    s.w_read_bits, s.w_width = w_read_bits, w_width
+    s.w_reads = w_read_bits / w_width                             # weight-SRAM accesses
+    # bit x mm: a spike is broadcast over the array (a spine and sqrt(PEs) branches: symmetric in rows and
+    # columns, a square array's spine and rows); a Vmem RMW stays in its bank's tile (the PEs sharing a bank and
+    # the bank: the side of that tile); a weight word crosses half the array and half the weight SRAM
+    s.wire_mm_bits = (s.spike_reads * s.word_in * (s.side_pe * (1.0 + np.sqrt(s.pe)))
+                      + vmem_bus_bits * np.sqrt((s.a_pe + s.a_v) / s.banks_v)
+                      + w_read_bits * (0.5 * (s.side_pe + np.sqrt(s.a_w))))
+    s.dram_bits = np.where(s.no_dram, 0.0, s.w_words * ert.CACTI_WIDTH_BITS + s.spill * s.event_bits
+                           + np.where(t.pixel, t.in_neurons * ert.PIXEL_BITS, 0.0))
+
+
+def _cycles(s, exact: bool) -> None:
+    """Cycles per inference (the batch's latency is batch x that), the latency parts, and the seconds the chip
+    leaks: its time per inference, or the whole frame (tick) when that is longer, the idle rest shared among the
+    layers in proportion to their time."""
+    t, x = s.t, s.x
+    cycle_s = 1e-6 / x["clock_mhz"]
+    cps = x["cycles_per_sop"]
+    c_compute = np.where(s.w, s.spike_reads * cps if _any(cps != 1) else s.spike_reads, np.ceil(t.s_in / s.pe_safe))
+    c_bank = np.where(s.w, s.spike_reads * (s.bank_cycles - 1.0), 0.0)
+    bits_per_cycle = np.where(s.no_dram, np.inf, DRAM_GBPS[s.dram_i] * 1e3 / x["clock_mhz"])
+    c_memory = np.maximum(s.dram_bits / bits_per_cycle, s.w_reads * (1.0 / s.banks_w))
+    c_stall = np.maximum(c_memory - c_compute - c_bank, 0.0)
+    c_fire = np.where(s.w & ~t.readout, np.where(s.lod, 1.0, s.steps) * np.ceil(t.out_neurons / s.pe_safe), 0.0)
+    s.cycles = c_compute + c_bank + c_stall + c_fire
+    # the latency parts for the report; only their sum for the vectorized totals
+    s.lat = [c * (cycle_s * s.batch) for c in (c_compute, c_bank, c_stall, c_fire)] if exact \
+        else [s.cycles * (cycle_s * s.batch)]
+    image_s = s.cycles * cycle_s
+    frame = x["frame_us"]
+    s.leak_s = image_s * np.maximum(1.0, frame * 1e-6 / image_s.sum(axis=-1, keepdims=True)) if _any(frame > 0) \
+        else image_s
+
+
+# --- one price per cost term (costs.TERMS): pJ per inference, per layer ----------------------------------------
+# Config-only factors are multiplied first, so each term costs as few config x layer operations as it can.
+
+def _datapath(s):
+    return s.sops * (s.logic * s.sop_pj)
+
+
+def _weight_register(s):
+    return s.weight_sops * (s.logic * s.wb * ert.REG_PJ_PER_BIT)
+
+
+def _fire(s):
+    """T compares (or a leading-one detect) per firing neuron; a per-channel threshold: its register read, and with
+    lod a compare of the mantissa (the leading-one position gives the octave; the mantissa decides the step)."""
+    t = s.t
+    return (t.fire_out * (s.logic * s.fire_cmp_bits * ert.CMP_PJ_PER_BIT)
+            + t.thr_out * (s.logic * (ert.THRESHOLD_REGISTER_BITS * ert.REG_PJ_PER_BIT
+                                      + np.where(s.lod, ert.MANTISSA_BITS + 1, 0.0) * ert.CMP_PJ_PER_BIT)))
+
+
+def _pool(s):
+    return s.t.pool_in * (s.logic * s.time_bits * ert.CMP_PJ_PER_BIT)
+
+
+def _vmem_sram(s):
+    return s.vmem_rw * (s.sram * (s.mac_v[0] + s.mac_v[1]))
+
+
+def _weight_sram(s):
+    """An access of b bits = fixed part + b x per-bit part of a full-port one (ert.width_factor), summed over
+    accesses; a crossbar's word is written back (w_rw); streamed weights are written in 64-bit words."""
+    return ((s.w_reads * ert.SRAM_FIXED_FRAC + s.w_read_bits * ((1.0 - ert.SRAM_FIXED_FRAC) / s.w_port))
+            * (s.sram * (s.mac_w[0] + (s.w_rw - 1.0) * s.mac_w[1]))
+            + s.w_words * (ert.CACTI_WIDTH_BITS / s.w_port) * (s.sram * s.mac_w[1]))
+
+
+def _spike_sram(s):
+    return (s.spike_reads * s.mac_s[0] + s.spike_writes * s.mac_s[1]) * ((1.0 - s.spill) * s.sram)
+
+
+def _wire(s):
+    return s.wire_mm_bits * (s.dyn / s.node * ert.WIRE_PJ_PER_BIT_MM)
+
+
+def _clock(s):
+    flops = s.pe * (s.wb + s.word + s.time_bits)                  # weight, neuron-word and time registers per PE
+    return s.cycles * (s.dyn * flops * ert.CLOCK_PJ_PER_FLOP)
+
+
+def _control_clock(s):
+    """Address and data registers at every SRAM port, clocked every cycle (the spike SRAM's port is as wide as the
+    widest event of any layer; a neuron-major row is latched whole)."""
+    reg_port = np.where(s.nmaj, s.w_width, s.w_port) if s.any_nmaj else s.w_port
+    port_flops = (s.banks_v * (ert.PORT_REGS_PER_DATA_BIT * s.word + _ceil_log2(s.cap_v / s.banks_v / s.word))
+                  + s.banks_w * (ert.PORT_REGS_PER_DATA_BIT * reg_port + _ceil_log2(s.cap_w / s.banks_w / reg_port))
+                  + ert.PORT_REGS_PER_DATA_BIT * s.spike_port + _ceil_log2(s.cap_s / s.spike_port))
+    return s.cycles * (s.dyn * port_flops * ert.CLOCK_PJ_PER_FLOP)
+
+
+def _leakage_sram(s):
+    watts = (np.where(s.cap_w > 0, s.mac_w[2] * s.banks_w, 0.0) + np.where(s.cap_v > 0, s.mac_v[2] * s.banks_v, 0.0)
+             + np.where(s.cap_s > 0, s.mac_s[2], 0.0)) * s.leak_scale
+    return s.leak_s * (watts * 1e12)
+
+
+def _leakage_logic(s):
+    pe_bits = np.where(s.int_dp, s.wb * s.wb, s.exp_bits) + s.acc * 2.0 + s.wb
+    return s.leak_s * (s.pe * pe_bits * ert.LOGIC_LEAK_UW_PER_BIT * 1e-6 * s.leak_scale * 1e12)
+
+
+def _dram(s):
+    return s.dram_bits * DRAM_PJ[s.dram_i]
+
+
+PRICES = {"datapath": _datapath, "weight_register": _weight_register, "fire": _fire, "pool": _pool,
+          "vmem_sram": _vmem_sram, "weight_sram": _weight_sram, "spike_sram": _spike_sram, "wire": _wire,
+          "clock": _clock, "control_clock": _control_clock, "leakage_sram": _leakage_sram,
+          "leakage_logic": _leakage_logic, "dram": _dram}
+assert tuple(PRICES) == costs.NAMES, "every registry term has its price function, in the registry's order"
+
+
+def _feasibility(s) -> tuple[dict, dict]:
+    """(config checks, per-layer checks): reason -> flags, true where the processor cannot run the workload."""
+    t, x = s.t, s.x
+    checks = {
+        "no processing elements (pe_rows x pe_cols = 0)": s.pe[..., 0] < 1,
+        "accumulator_bits below the width T, k, weight bits and fan-in need":
+            (x["accumulator_bits"] > 0)[..., 0] & (s.acc < s.acc_min)[..., 0],
+        f"clock_mhz above what {ert.V_MAX:g} V reaches with these SRAM cells": np.isnan(s.need_v[..., 0]),
+        "supply_v below what clock_mhz needs with these SRAM cells":
+            (s.published_v & (x["supply_v"] < s.need_v - 1e-9))[..., 0],
+    }
+    layer_checks = {
+        "dram none, but these weights do not fit the weight SRAM": s.no_dram & s.streamed,
+        "dram none, but these spike events overflow the spike SRAM": s.no_dram & (s.spill > 0),
+        "weight SRAM smaller than one output channel's filter": s.streamed & (s.stream_cap < s.filter_bits),
+        "Vmem SRAM smaller than one output channel's potentials (x batch)": s.w & (s.cap_v < s.vmap_bits),
+        "a Vmem bank smaller than one neuron word": s.w & (s.cap_v < s.banks_v * s.word),
+        "spike SRAM smaller than a kernel-high row of input events": s.cap_s < s.word_in * t.row_neurons,
+    }
+    return checks, layer_checks
 
 
 def _stack(arrays, shape: tuple[int, ...]) -> np.ndarray:

@@ -32,7 +32,7 @@ def test_every_sampler_name_builds_its_own_sampler() -> None:
     grid = lambda: {"x": [1, 2, 3]}
     for name in SAMPLERS:
         sampler = samplers.build(name, grid, 10, 0)
-        resolved = samplers.resolve(name, 10)
+        resolved = samplers.chosen(name, 10)
         assert type(sampler) is SAMPLER_CLASSES[resolved]
         assert (resolved == "grid") == isinstance(sampler, optuna.samplers.GridSampler)
     assert type(samplers.build("auto", grid, samplers.AUTO_NSGA2_FROM, 0)) is optuna.samplers.NSGAIISampler

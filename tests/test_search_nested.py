@@ -20,7 +20,7 @@ from dse.search.nested import processor_params
 from dse.search.reports import export_study, front, pareto_mask, to_minimization
 from dse.search.resolve import resolve
 from dse.search.space import load_space
-from dse.search.warm import nearest, train_network
+from dse.search.warm_start import nearest, train_network
 from dse.train.spec import TrainSpec
 from studies import ENV, write_space
 

@@ -46,7 +46,7 @@ def source_digest(root: Path) -> str:
 
 
 def cache_key(spec: TrainSpec, data_fingerprint: str, warm: str | None = None) -> str:
-    """``warm``: the key of the network this one started from (``dse.search.warm``): another network."""
+    """``warm``: the key of the network this one started from (``dse.search.warm_start``): another network."""
     doc = {"spec": spec.to_dict(), "data": data_fingerprint, "code": code_version()}
     payload = json.dumps({**doc, **({"warm": warm} if warm else {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]

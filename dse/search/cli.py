@@ -87,7 +87,7 @@ def _search(args) -> int:
                       progress=not args.quiet, max_failures=args.max_failures)
     study = run_search(space, opts)
     if study.user_attrs.get("missing_workloads"):  # optional workloads the study runs without
-        from dse.search.optional import without
+        from dse.search.optional_workloads import without
 
         space = without(space, study.user_attrs["missing_workloads"])
     if not args.no_export:

@@ -120,7 +120,7 @@ def local_nodes() -> list[dict[str, float]]:
     return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
 
 
-def describe(cpus: float, gpus: float, with_gpus: bool = False) -> str:
+def resources_text(cpus: float, gpus: float, with_gpus: bool = False) -> str:
     def n(x: float, what: str) -> str:
         return f"{x:g} {what}" + ("" if x == 1 else "s")
 
@@ -136,6 +136,6 @@ def check_fits(cpus: float, gpus: float, nodes: list[dict[str, float]], where: s
     if fitting_nodes(cpus, gpus, nodes):
         return
     largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
-    raise UserError(f"resources: each trial asks {describe(cpus, gpus)} but {where} has no node that large "
-                    f"(largest: {describe(largest.get('CPU', 0.0), largest.get('GPU', 0.0), bool(gpus))}); "
+    raise UserError(f"resources: each trial asks {resources_text(cpus, gpus)} but {where} has no node that large "
+                    f"(largest: {resources_text(largest.get('CPU', 0.0), largest.get('GPU', 0.0), bool(gpus))}); "
                     "lower the space's resources or pass --address of a cluster that has them")

@@ -30,7 +30,7 @@ from dse.search.ray_runner import check_resources, init_ray, probe, run_trials
 from dse.search.space import OBJECTIVES, SearchSpace
 from dse.search.storage import locate, write_record
 from dse.search.study import check_results_dir, open_study, study_dir, write_space
-from dse.search.tell import requeue_stale
+from dse.search.outcomes import requeue_stale
 from dse.util.errors import UserError
 
 
@@ -87,10 +87,10 @@ def _run(study: optuna.Study, lease: Lease, space: SearchSpace, opts: RunOptions
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([f"{o} ({OBJECTIVES[o].unit})" for o in space.objectives])
     if any(w.optional for w in space.workloads):
-        from dse.search import optional
+        from dse.search import optional_workloads
 
-        space = optional.settle(study, space, opts.data_dir, directory)
-        for name in study.user_attrs.get(optional.ATTR, []):
+        space = optional_workloads.settle(study, space, opts.data_dir, directory)
+        for name in study.user_attrs.get(optional_workloads.ATTR, []):
             if opts.progress:
                 print(f"workload {name}: dataset files missing under the data directory; the study runs without it",
                       file=sys.stderr)

@@ -38,7 +38,7 @@ from dse.search.reports import pareto_mask, to_minimization
 from dse.search.resolve import design, resolve
 from dse.search.space import MAX_NESTED_GRID, SHARED_FIELDS, Param, SearchSpace
 from dse.search.sweep import price_grid
-from dse.search.tell import error_line
+from dse.search.outcomes import error_line
 from dse.search.trial import price
 from dse.util.errors import UserError
 

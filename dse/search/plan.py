@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from dse.data.splits import validation_size
-from dse.search.cluster import describe, fitting_nodes
+from dse.search.cluster import fitting_nodes, resources_text
 from dse.search.space import SearchSpace
 from dse.train.spec import TrainSpec
 from dse.util.errors import UserError
@@ -147,8 +147,8 @@ def report(space: SearchSpace, plan: Plan, nodes: list[dict[str, float]], where:
     fit = fitting_nodes(cpus, gpus, nodes)
     at_once = sum(min(n.get("CPU", 0) // cpus, n.get("GPU", 0) // gpus if gpus else math.inf) for n in fit)
     max_conc = f", capped at {space.max_concurrent} by the space" if space.max_concurrent else ""
-    lines.append(f"each trial asks {describe(cpus, gpus)}; {where}: {len(nodes)} node(s), "
-                 + ", ".join(describe(n.get("CPU", 0), n.get("GPU", 0), bool(gpus)) for n in nodes)
+    lines.append(f"each trial asks {resources_text(cpus, gpus)}; {where}: {len(nodes)} node(s), "
+                 + ", ".join(resources_text(n.get("CPU", 0), n.get("GPU", 0), bool(gpus)) for n in nodes)
                  + (f"; {len(fit)} can run a trial, {int(at_once)} trials at once{max_conc}" if fit else
                     "; NO node can run a trial: dse search would refuse this space here"))
     return lines

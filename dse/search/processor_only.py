@@ -14,7 +14,7 @@ from dse.search.lease import Lease
 from dse.search.progress_line import Progress, pareto_size
 from dse.search.internals import add_finished
 from dse.search.space import SearchSpace
-from dse.search.tell import COMPLETE, design_key, error_line, fail, tell_duplicate, tell_outcome
+from dse.search.outcomes import COMPLETE, design_key, error_line, fail, tell_duplicate, tell_outcome
 from dse.search.trial import price_trials
 from dse.util.errors import UserError
 

@@ -16,7 +16,7 @@ from dse.search.cache import default_cache_dir
 from dse.search.lease import Lease
 from dse.search.progress_line import Progress, pareto_size
 from dse.search.space import SearchSpace
-from dse.search.tell import COMPLETE, design_key, error_line, fail, tell_duplicate, tell_outcome
+from dse.search.outcomes import COMPLETE, design_key, error_line, fail, tell_duplicate, tell_outcome
 from dse.search.trial import run_trial
 from dse.util.errors import UserError
 

@@ -39,12 +39,13 @@ AUTO_NSGA2_FROM = 250
 NAMES = (AUTO, *SAMPLERS)
 
 
-def resolve(name: str, n_trials: int) -> str:
+def chosen(name: str, n_trials: int) -> str:
+    """The sampler ``auto`` stands for at this budget; other names unchanged."""
     return ("tpe" if n_trials < AUTO_NSGA2_FROM else "nsga2") if name == AUTO else name
 
 
 def build(name: str, grid: Callable[[], dict], n_trials: int, seed: int) -> optuna.samplers.BaseSampler:
-    name = resolve(name, n_trials)
+    name = chosen(name, n_trials)
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(NAMES)}")
     return SAMPLERS[name](grid, n_trials, seed)

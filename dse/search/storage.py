@@ -230,6 +230,7 @@ def _sqlite(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs={"creator": connect})
 
 
-def describe(storage: str) -> str:
+def display_name(storage: str) -> str:
+    """The storage URL as messages show it: its password masked, shortened."""
     return brief(mask(storage))
 

@@ -12,7 +12,7 @@ import yaml
 from dse.search import samplers
 from dse.search.lock import LOCK_FILE, take
 from dse.search.space import SearchSpace, load_space
-from dse.search.storage import describe as storage_name
+from dse.search.storage import display_name as storage_name
 from dse.search.storage import locate, open_storage
 from dse.util.errors import UserError
 from hwmodel import ConfigError, load_yaml, read_text
@@ -79,8 +79,8 @@ def load_results(results: Path, storage: str | None = None) -> tuple[SearchSpace
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(space, url, space.n_trials, create=False)
     missing = study.user_attrs.get("missing_workloads")
-    if missing:  # an optional workload the study ran without (dse.search.optional)
-        from dse.search.optional import without
+    if missing:  # an optional workload the study ran without (dse.search.optional_workloads)
+        from dse.search.optional_workloads import without
 
         space = without(space, missing)
     return space, study

@@ -63,7 +63,7 @@ def workload_metrics(space, params, w, cache_dir, data_dir, device, threads, rep
                 if "val_accuracy" in row:
                     report(w.name, n, row["val_accuracy"])
 
-        from dse.search.warm import train_network
+        from dse.search.warm_start import train_network
 
         result, cached = train_network(space, r.spec, Path(cache_dir), data_dir, device, threads, on_epoch=on_epoch)
         m = result.metrics
