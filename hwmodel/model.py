@@ -486,7 +486,8 @@ PRICES = {"datapath": _datapath, "weight_register": _weight_register, "fire": _f
           "vmem_sram": _vmem_sram, "weight_sram": _weight_sram, "spike_sram": _spike_sram, "wire": _wire,
           "clock": _clock, "control_clock": _control_clock, "leakage_sram": _leakage_sram,
           "leakage_logic": _leakage_logic, "dram": _dram}
-assert tuple(PRICES) == costs.NAMES, "every registry term has its price function, in the registry's order"
+if tuple(PRICES) != costs.NAMES:   # every registry term has its price function, in the registry's order
+    raise RuntimeError(f"hwmodel.model.PRICES {tuple(PRICES)} does not match costs.TERMS {costs.NAMES}")
 
 
 def _feasibility(s) -> tuple[dict, dict]:
