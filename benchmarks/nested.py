@@ -34,7 +34,7 @@ from dse.search.driver import RunOptions, run_search
 from dse.search.nested import network_key, network_params, solve
 from dse.search.reports import feasible, pareto_mask, to_minimization
 from dse.search.space import load_space
-from dse.search.trial import _workload_metrics
+from dse.search.trial import workload_metrics
 
 SPACE = """\
 study: {study}
@@ -78,7 +78,7 @@ def exact_front(space, cache: Path) -> set[tuple]:
     keys, values = [], []
     for combo in itertools.product(*(p.grid() for p in nets)):
         network = dict(zip((p.name for p in nets), combo))
-        per = {w.name: _workload_metrics(space, network, w, str(cache), None, "auto", 1, None)
+        per = {w.name: workload_metrics(space, network, w, str(cache), None, "auto", 1, None)
                for w in space.workloads}  # what a study records: validation accuracy and its spike statistics
         for p in solve(space, network, per):
             if p["feasible"]:

@@ -2,7 +2,7 @@
 class-mixed subset): accuracy and training time, per (weight bits, T), in one run.
 
 An anchor network (``--anchor`` bits and T) trains from scratch; then each target (bits, T) trains twice:
-from scratch with the same recipe, and warm-started from the anchor (``dse.search.warm``: its folded
+from scratch with the same recipe, and warm-started from the anchor (``dse.search.warm_start``: its folded
 weights, ``--finetune`` epochs of fine-tuning), both through the search's cache (``train_cached``). The
 ratio of training seconds is taken in this one run; accuracies are the SNN's on the first
 ``--test-images`` test images (SNN = ANN bit for bit).
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import LoadCheck, add_load_option, report  # noqa: E402
 
 from dse.search.cache import data_fingerprint, train_cached  # noqa: E402
-from dse.search.warm import fine_tune_spec  # noqa: E402
+from dse.search.warm_start import fine_tune_spec  # noqa: E402
 from dse.train.spec import TrainSpec  # noqa: E402
 
 

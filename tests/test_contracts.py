@@ -4,16 +4,21 @@ training source, and dse using hwmodel's public names only."""
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import shutil
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 import dse
 import hwmodel
 from dse.data.registry import DATASET_NAMES, DATASETS
+from dse.network.fold import fold_units
+from dse.network.layers import PIXEL_FRACTION_BITS, LogLayer
+from dse.network.quant import CATActivation, SpikeCode
 from dse.network.registry import NETWORK_NAMES, NETWORKS, build_model
 from dse.search import objectives, samplers
 from dse.search.cache import code_version, source_digest
@@ -134,3 +139,89 @@ def test_dse_uses_only_hwmodels_public_names() -> None:
 def test_the_public_name_check_catches_an_internal_use() -> None:
     tree = ast.parse("import hwmodel\nfrom hwmodel.workload import parse_workload\nx = hwmodel.files.read_text\n")
     assert [name for _, name in _hwmodel_uses(tree)] == ["hwmodel.workload.parse_workload", "files"]
+
+
+class _Strided(torch.nn.Module):
+    """A throwaway family (not VGG, not ResNet): stride-2 convs, no pools, global average pool, classifier.
+    It implements the ``Network`` protocol with the library's layers and nothing of VGG's or ResNet's code."""
+
+    CAT_ONLY = True
+    NAIVE_CONVERSION = False
+
+    def __init__(self, config, num_classes, in_channels, input_size, *, width=1.0, activation="cat",
+                 weight_bits=5, code=SpikeCode(), first_layer="pixels", **_options):
+        super().__init__()
+        self.activation, self.code, self.first_layer, self.weight_bits = activation, code, first_layer, weight_bits
+        self.input_shape = (in_channels, input_size, input_size)
+        layers, c = [], in_channels
+        for out in config:
+            out = max(1, int(out * width))
+            layers.append(torch.nn.ModuleDict({
+                "conv": LogLayer(torch.nn.Conv2d(c, out, 3, stride=2, padding=1, bias=False), weight_bits),
+                "bn": torch.nn.BatchNorm2d(out), "act": CATActivation(code, 0)}))
+            c, input_size = out, (input_size + 1) // 2
+        self.blocks, self.pool_kernel = torch.nn.ModuleList(layers), input_size
+        self.classifier = LogLayer(torch.nn.Linear(c, num_classes), weight_bits)
+
+    def units(self):
+        return list(self.blocks)
+
+    @property
+    def folded(self) -> bool:
+        return all(isinstance(u["bn"], torch.nn.Identity) for u in self.blocks)
+
+    def forward(self, x):
+        grid = -PIXEL_FRACTION_BITS
+        for u in self.blocks:
+            x = u["act"](u["bn"](u["conv"](x, grid)))
+            grid = u["act"].theta_exponent() - self.code.fraction_bits
+        x = torch.nn.functional.avg_pool2d(x, self.pool_kernel)
+        return self.classifier(torch.flatten(x, 1), grid - 2 * (self.pool_kernel - 1).bit_length())
+
+    def fold_batchnorm(self, calibration=None, into="weights"):
+        return fold_units(self, calibration, into)
+
+    def set_pretraining(self, enabled: bool) -> None:
+        pass
+
+    def fuse_activations(self, enabled: bool = True) -> bool:
+        return False
+
+    def snn_graph(self, g) -> None:
+        for u in self.blocks:
+            g.weight(u["conv"].op)
+            g.fire(u["act"])
+        g.pool("avg", self.pool_kernel)
+        g.flatten()
+        g.weight(self.classifier.op)
+
+
+@pytest.fixture
+def strided_family():
+    """The throwaway family registered under "strided" for one test, and taken out after it."""
+    from dse.network import registry
+
+    registry.register(_Strided, {"strided": [8, 16]})
+    yield registry
+    del registry.NETWORKS["strided"], registry.FAMILY["strided"]
+
+
+def test_a_new_family_is_its_module_and_one_register_call(strided_family) -> None:
+    """Registered, a family no code of dse names is validated by TrainSpec as its protocol says, folded, exported
+    and simulated exactly: fold, export and the spec ask the family, never for its class."""
+    from dse.network.fold import fold_batchnorm
+    from dse.snn.closed_form import simulate_closed_form
+    from dse.snn.export import export_snn
+    from dse.train.spec import TrainSpec
+    from networks import trained_briefly
+
+    assert TrainSpec(model="strided").model == "strided"
+    with pytest.raises(UserError, match="trains with CAT and log weights only"):
+        TrainSpec(model="strided", activation="relu")
+    torch.manual_seed(0)
+    model = strided_family.build_model("strided", 10, 3, 8, time_window=8)
+    model, pixels = trained_briefly(model, lambda m, x: fold_batchnorm(m, calibration=x.float() / 256, into="thresholds"))
+    ann = copy.deepcopy(model).double()(pixels.double() / 256)
+    net = export_snn(model)
+    assert [op["op"] for op in net.ops] == ["conv", "fire", "conv", "fire", "avgpool", "flatten", "linear"]
+    assert torch.equal(simulate_closed_form(net, pixels)[0], ann)

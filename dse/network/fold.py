@@ -14,13 +14,12 @@ from torch import nn
 
 from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.quant import threshold_scales
-from dse.network.vgg import VGG
 
 FOLDS = ("thresholds", "weights")
 
 
 @torch.no_grad()
-def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None, into: str = "weights") -> VGG:
+def fold_batchnorm(model: nn.Module, calibration: torch.Tensor | None = None, into: str = "weights") -> nn.Module:
     """Fold each batch norm (in place, running statistics) into the conv before it and, with ``into="thresholds"``,
     into the activation's per-channel threshold.
 
@@ -34,8 +33,12 @@ def fold_batchnorm(model: VGG, calibration: torch.Tensor | None = None, into: st
     """
     if into not in FOLDS:
         raise ValueError(f"fold into must be one of {', '.join(FOLDS)}, got {into!r}")
-    if not isinstance(model, VGG):  # another family folds over its own layer graph (``fold_units``)
-        return model.fold_batchnorm(calibration, into)
+    return model.fold_batchnorm(calibration, into)  # each family folds over its own layer graph
+
+
+@torch.no_grad()
+def fold_chain(model: nn.Module, calibration: torch.Tensor | None = None, into: str = "weights") -> nn.Module:
+    """``fold_batchnorm`` for a chain of conv -> batch norm -> activation blocks and pools (``VGG``)."""
     reference = copy.deepcopy(model).eval() if calibration is not None else None
     for block in model.blocks:
         if not isinstance(block, nn.ModuleDict) or isinstance(block["bn"], nn.Identity):
@@ -79,7 +82,7 @@ def folded_into(state_dict: dict) -> str:
     return "thresholds" if any(k.endswith("threshold_scale") for k in state_dict) else "weights"
 
 
-def _correct_biases(reference: VGG, folded: VGG, images: torch.Tensor, batch: int = 500) -> None:
+def _correct_biases(reference: nn.Module, folded: nn.Module, images: torch.Tensor, batch: int = 500) -> None:
     """Shift each folded conv's bias by the mean potential difference (per channel) to ``reference``; the
     folded network's inputs come from its own corrected layers, so later layers see what the export sees."""
     cat = folded.activation == "cat"

@@ -34,6 +34,9 @@ def shortcut(x: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
 class ResNet(nn.Module):
     """A conv stem, basic blocks, a global average pool and one linear classifier, as ``VGG``'s interface."""
 
+    CAT_ONLY = True  # its SNN is exact with CAT and log weights only (the Network protocol, dse.network.registry)
+    NAIVE_CONVERSION = False
+
     def __init__(self, config: tuple[int, list[tuple[int, int]]], num_classes: int, in_channels: int,
                  input_size: int, *, width: float = 1.0, activation: str = "cat", weight_bits: int | None = 5,
                  code: SpikeCode = SpikeCode(), first_layer: str = "pixels", pool: str = "avg",
@@ -110,4 +113,23 @@ class ResNet(nn.Module):
     def fold_batchnorm(self, calibration: torch.Tensor | None = None, into: str = "weights") -> ResNet:
         """``dse.network.fold.fold_batchnorm`` for this network: see ``fold_units`` there."""
         return fold_units(self, calibration, into)
+
+    def snn_graph(self, g) -> None:
+        """This network's SNN, told to ``g`` (``dse.snn.export.GraphBuilder``): each block's shortcut reads the
+        spikes that entered the block (that fire op), and ``add`` sums conv2's potential with them before the
+        block's fire."""
+        g.weight(self.stem["conv"].op)
+        g.fire(self.stem["act"])
+        for block in self.blocks:
+            entry = g.last
+            g.weight(block["a"]["conv"].op)
+            g.fire(block["a"]["act"])
+            conv = g.weight(block["b"]["conv"].op)
+            short = g.shortcut(entry, block.stride, int(block["b"]["conv"].op.weight.shape[0]))
+            g.add([conv, short])
+            g.fire(block["act"])
+        if self.pool_kernel > 1:
+            g.pool("avg", self.pool_kernel)
+        g.flatten()
+        g.weight(self.classifier.op)
 

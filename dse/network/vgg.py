@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dse.network.fold import fold_chain
 from dse.network.layers import PIXEL_FRACTION_BITS, LogLayer
 from dse.network.quant import CATActivation, SpikeCode
 
@@ -18,6 +19,9 @@ VGG_CONFIGS: dict[str, list[int | str]] = {
 
 class VGG(nn.Module):
     """conv(3x3) -> BN -> activation blocks, 2x2 pools, one linear classifier reading the last potential."""
+
+    CAT_ONLY = False  # trains with ReLU or CAT, float or log weights (the Network protocol, dse.network.registry)
+    NAIVE_CONVERSION = True  # a ReLU network of this family converts naively (dse.snn.export.convert_relu)
 
     def __init__(
         self,
@@ -85,6 +89,21 @@ class VGG(nn.Module):
     @property
     def folded(self) -> bool:
         return all(isinstance(b["bn"], nn.Identity) for b in self.blocks if isinstance(b, nn.ModuleDict))
+
+    def fold_batchnorm(self, calibration: torch.Tensor | None = None, into: str = "weights") -> VGG:
+        """``dse.network.fold.fold_batchnorm`` for this network: see ``fold_chain`` there."""
+        return fold_chain(self, calibration, into)
+
+    def snn_graph(self, g) -> None:
+        """This network's SNN, told to ``g`` (``dse.snn.export.GraphBuilder``) op by op."""
+        for block in self.blocks:
+            if isinstance(block, nn.ModuleDict):
+                g.weight(block["conv"].op)
+                g.fire(block["act"])
+            else:
+                g.pool("max" if isinstance(block, nn.MaxPool2d) else "avg", 2)
+        g.flatten()
+        g.weight(self.classifier.op)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cat = self.activation == "cat"

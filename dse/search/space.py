@@ -21,7 +21,7 @@ import yaml
 
 import hwmodel
 from dse.data.registry import DATASET_NAMES
-from dse.network.registry import NETWORK_NAMES as MODEL_NAMES
+from dse.network.registry import NETWORKS
 from dse.search import objectives as objectives_registry, samplers
 from dse.search.fidelity import Pruning, parse_pruner
 from dse.search.storage import space_storage
@@ -278,8 +278,8 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[StudyWorkload, Any
         raise _fail(f"{path}.dataset", f"unknown dataset {brief(spec['dataset'])}; choose one of "
                                        f"{', '.join(DATASET_NAMES)}")
     model = spec.get("model", "small_vgg")
-    if model not in MODEL_NAMES:
-        raise _fail(f"{path}.model", f"unknown model {brief(model)}; choose one of {', '.join(MODEL_NAMES)}")
+    if model not in NETWORKS:
+        raise _fail(f"{path}.model", f"unknown model {brief(model)}; choose one of {', '.join(NETWORKS)}")
     train = _optional(spec, "train", {})
     _check_keys(train, f"{path}.train", TRAIN_FIELDS - {"dataset", "model"})
     fixed = {**train, "dataset": spec["dataset"], "model": model}

@@ -15,8 +15,6 @@ from torch import nn
 from dse.network.fold import fold_batchnorm
 from dse.network.layers import PIXEL_FRACTION_BITS
 from dse.network.quant import SpikeCode, log_encode, max_exponent, weight_scale_exponent
-from dse.network.resnet import ResNet
-from dse.network.vgg import VGG
 from dse.snn.network import SNNNetwork
 from dse.util.errors import UserError
 
@@ -54,84 +52,68 @@ def _fire(act: nn.Module, theta_exp: int | None = None) -> dict:
     return op
 
 
-def _input_ops(model) -> tuple[list[dict], int]:
-    """The ops before the first weight layer and the grid its inputs sit on: pixels / 256, or TTFS-coded pixels."""
-    if model.first_layer == "ttfs":
-        return [{"op": "fire", "theta_exp": 0}], -model.code.fraction_bits
-    return [], -PIXEL_FRACTION_BITS
+class GraphBuilder:
+    """What a network family tells to describe its SNN (``model.snn_graph(builder)``, the ``Network`` protocol of
+    ``dse.network.registry``): its weight layers, fires, pools, shortcuts and adds in order. The builder keeps the
+    grid (the LSB exponent) each op's inputs sit on, so a family says only what its graph is.
+    ``thetas``: the fire thresholds' exponents in order, in place of each activation's own (the naive conversion)."""
 
-
-def _export(model: VGG, thetas: list[int], weight_bits: int) -> SNNNetwork:
-    code = model.code
-    ops, grid = _input_ops(model)
-    thetas = iter(thetas)
-    for block in model.blocks:
-        if isinstance(block, nn.ModuleDict):
-            conv = block["conv"].op
-            ops.append(_weight_op(conv, conv.weight, conv.bias, weight_bits, grid))
-            theta = next(thetas)
-            ops.append(_fire(block["act"], theta))
-            grid = theta - code.fraction_bits
-        elif isinstance(block, nn.MaxPool2d):
-            ops.append({"op": "maxpool", "kernel": 2})
+    def __init__(self, model: nn.Module, weight_bits: int, thetas: list[int] | None = None):
+        self.code, self.weight_bits, self.thetas = model.code, weight_bits, iter(thetas) if thetas is not None else None
+        if model.first_layer == "ttfs":  # the pixels arrive as TTFS spikes; else as pixels / 256
+            self.ops, self.grid = [{"op": "fire", "theta_exp": 0}], -self.code.fraction_bits
         else:
-            ops.append({"op": "avgpool", "kernel": 2})
-            grid -= 2
-    ops.append({"op": "flatten"})
-    fc = model.classifier.op
-    ops.append(_weight_op(fc, fc.weight, fc.bias, weight_bits, grid))
-    return SNNNetwork(code, weight_bits, model.input_shape, ops)
+            self.ops, self.grid = [], -PIXEL_FRACTION_BITS
+
+    def _add(self, op: dict) -> int:
+        self.ops.append(op)
+        return len(self.ops) - 1
+
+    @property
+    def last(self) -> int:
+        """The index of the op added last (a shortcut names the fire whose spikes it reads)."""
+        return len(self.ops) - 1
+
+    def weight(self, layer: nn.Conv2d | nn.Linear) -> int:
+        return self._add(_weight_op(layer, layer.weight, layer.bias, self.weight_bits, self.grid))
+
+    def fire(self, act: nn.Module) -> int:
+        theta = act.theta_exponent() if self.thetas is None else next(self.thetas)
+        self.grid = theta - self.code.fraction_bits
+        return self._add(_fire(act, theta))
+
+    def pool(self, kind: str, kernel: int) -> int:
+        if kind == "avg":  # a mean of kernel^2 values: the grid moves down by log2 of it
+            self.grid -= 2 * (kernel - 1).bit_length()
+        return self._add({"op": f"{kind}pool", "kernel": kernel})
+
+    def flatten(self) -> int:
+        return self._add({"op": "flatten"})
+
+    def shortcut(self, source: int, stride: int, channels: int) -> int:
+        return self._add({"op": "shortcut", "input": source, "stride": stride, "channels": channels})
+
+    def add(self, inputs: list[int]) -> int:
+        return self._add({"op": "add", "inputs": inputs})
 
 
-def _export_resnet(model: ResNet, weight_bits: int) -> SNNNetwork:
-    """The residual graph: each block's shortcut reads the spikes that entered the block (``input``: that
-    fire op's index), and ``add`` sums conv2's potential with them before the block's fire."""
-    code = model.code
-    ops, grid = _input_ops(model)
-
-    def unit(u, grid: int) -> int:
-        conv = u["conv"].op
-        ops.append(_weight_op(conv, conv.weight, conv.bias, weight_bits, grid))
-        return len(ops) - 1
-
-    unit(model.stem, grid)
-    theta = model.stem["act"].theta_exponent()
-    ops.append(_fire(model.stem["act"]))
-    for block in model.blocks:
-        entry, grid = len(ops) - 1, theta - code.fraction_bits
-        unit(block["a"], grid)
-        inner = block["a"]["act"].theta_exponent()
-        ops.append(_fire(block["a"]["act"]))
-        conv = unit(block["b"], inner - code.fraction_bits)
-        channels = int(block["b"]["conv"].op.weight.shape[0])
-        ops.append({"op": "shortcut", "input": entry, "stride": block.stride, "channels": channels})
-        ops.append({"op": "add", "inputs": [conv, len(ops) - 1]})
-        theta = block["act"].theta_exponent()
-        ops.append(_fire(block["act"]))
-    grid = theta - code.fraction_bits
-    if model.pool_kernel > 1:
-        ops.append({"op": "avgpool", "kernel": model.pool_kernel})
-        grid -= 2 * (model.pool_kernel - 1).bit_length()
-    ops.append({"op": "flatten"})
-    fc = model.classifier.op
-    ops.append(_weight_op(fc, fc.weight, fc.bias, weight_bits, grid))
-    return SNNNetwork(code, weight_bits, model.input_shape, ops)
-
-
-def export_snn(model: VGG | ResNet) -> SNNNetwork:
+def export_snn(model: nn.Module) -> SNNNetwork:
     """Lossless export of a folded CAT network: the SNN computes what ``model.double().eval()`` computes."""
     if model.activation != "cat":
         raise UserError("export_snn needs a CAT network; use convert_relu for a ReLU network")
     if not model.folded:
         raise UserError("fold the batch norms first (dse.network.fold.fold_batchnorm) and fine-tune; export is exact only then")
-    if isinstance(model, ResNet):
-        return _export_resnet(model, model.weight_bits)
-    thetas = [b["act"].theta_exponent() for b in model.blocks if isinstance(b, nn.ModuleDict)]
-    return _export(model, thetas, model.weight_bits)
+    return _graph(model, model.weight_bits)
+
+
+def _graph(model: nn.Module, weight_bits: int, thetas: list[int] | None = None) -> SNNNetwork:
+    builder = GraphBuilder(model, weight_bits, thetas)
+    model.snn_graph(builder)
+    return SNNNetwork(builder.code, weight_bits, model.input_shape, builder.ops)
 
 
 @torch.no_grad()
-def convert_relu(relu_model: VGG, calib_images: torch.Tensor, *, percentile: float = 99.9, weight_bits: int = 5,
+def convert_relu(relu_model: nn.Module, calib_images: torch.Tensor, *, percentile: float = 99.9, weight_bits: int = 5,
                  time_window: int = 8, steps_per_octave: int = 1, rounding: str = "floor") -> SNNNetwork:
     """Naive conversion: fold BN, log-quantize weights, thresholds at the activation percentile (pow2 ceil).
 
@@ -140,7 +122,7 @@ def convert_relu(relu_model: VGG, calib_images: torch.Tensor, *, percentile: flo
     """
     import copy
 
-    if not isinstance(relu_model, VGG):
+    if not relu_model.NAIVE_CONVERSION:
         raise UserError(f"the naive ReLU conversion is for VGG networks; {type(relu_model).__name__} trains with CAT")
     model = fold_batchnorm(copy.deepcopy(relu_model)).eval().float()
     thetas = []
@@ -153,4 +135,4 @@ def convert_relu(relu_model: VGG, calib_images: torch.Tensor, *, percentile: flo
         else:
             x = block(x)
     model.code = SpikeCode(time_window, steps_per_octave, rounding)
-    return _export(model, thetas, weight_bits)
+    return _graph(model, weight_bits, thetas)

@@ -11,7 +11,7 @@ import torch
 from dse.data.dataset import Dataset
 from dse.data.registry import load_dataset
 from dse.network.fold import fold_batchnorm, folded_into
-from dse.network.vgg import VGG
+from dse.network.registry import Network
 from dse.train.spec import TrainSpec, build_for
 from dse.util.atomic import write_bytes
 from dse.util.errors import UserError
@@ -19,7 +19,7 @@ from dse.util.errors import UserError
 CHECKPOINT_FORMAT = "dse-checkpoint/1"
 
 
-def save_checkpoint(model: VGG, spec: TrainSpec, path: Path) -> None:
+def save_checkpoint(model: Network, spec: TrainSpec, path: Path) -> None:
     state = {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(), "folded": model.folded,
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     buffer = io.BytesIO()
@@ -49,7 +49,7 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
                         f"{type(exc).__name__})") from None
 
 
-def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None) -> tuple[VGG, TrainSpec, Dataset]:
+def load_checkpoint(path: str | Path, data: Dataset | None = None, data_dir=None) -> tuple[Network, TrainSpec, Dataset]:
     """Load a checkpoint safely (``safe_load``); rebuilds the model from its spec."""
     state = safe_load(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

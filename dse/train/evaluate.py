@@ -11,7 +11,7 @@ from dse.data.batches import batches
 from dse.data.dataset import Dataset
 from dse.data.splits import subset
 from dse.network.layers import PIXEL_FRACTION_BITS
-from dse.network.vgg import VGG
+from dse.network.registry import Network
 from dse.snn.export import convert_relu, export_snn
 from dse.snn.network import SNNNetwork
 from dse.snn.statistics import spike_statistics
@@ -37,7 +37,7 @@ def exact_kernels():
 
 
 @torch.no_grad()
-def ann_logits(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor:
+def ann_logits(model: Network, split, device, batch_size: int = 500) -> torch.Tensor:
     """Eval-mode outputs (on the CPU); a folded CAT network runs in float64, where it is exact."""
     import copy
 
@@ -52,7 +52,7 @@ def ann_logits(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor
     return torch.cat(out)
 
 
-def ann_predictions(model: VGG, split, device, batch_size: int = 500) -> torch.Tensor:
+def ann_predictions(model: Network, split, device, batch_size: int = 500) -> torch.Tensor:
     """Eval-mode predictions; a folded CAT network runs in float64, where it is exact."""
     return ann_logits(model, split, device, batch_size).argmax(1)
 
@@ -66,7 +66,7 @@ def evaluate_snn(net: SNNNetwork, split, device, meta: dict, batch_size: int = 5
     return torch.cat(outputs), doc
 
 
-def snn_of(model: VGG, spec: TrainSpec, data: Dataset) -> SNNNetwork:
+def snn_of(model: Network, spec: TrainSpec, data: Dataset) -> SNNNetwork:
     if spec.activation == "cat":
         return export_snn(model)
     calib = subset(data.train, 2000).images.float() / 2**PIXEL_FRACTION_BITS
@@ -74,7 +74,7 @@ def snn_of(model: VGG, spec: TrainSpec, data: Dataset) -> SNNNetwork:
                         steps_per_octave=spec.steps_per_octave, rounding=spec.rounding)
 
 
-def measure(model: VGG, spec: TrainSpec, data: Dataset, device, name: str,
+def measure(model: Network, spec: TrainSpec, data: Dataset, device, name: str,
             check_images: int = ANN_CHECK_IMAGES, split=None) -> tuple[dict, dict, SNNNetwork]:
     """SNN and ANN accuracy on the test split (or ``split``), their agreement, and the spike statistics document.
 

@@ -23,7 +23,7 @@ from dse.data.batches import augment, batches
 from dse.data.splits import subset
 from dse.network.fold import fold_batchnorm, folded_into
 from dse.network.layers import PIXEL_FRACTION_BITS
-from dse.network.vgg import VGG
+from dse.network.registry import Network
 from dse.train.checkpoint import safe_load
 from dse.util.atomic import write_bytes
 from dse.util.errors import UserError
@@ -49,7 +49,7 @@ def phases(spec) -> list[Phase]:
                         Phase("finetune", spec.finetune_epochs, spec.lr * 0.1)) if p.epochs]
 
 
-def _optimizer(model: VGG, spec, phase: Phase, steps_per_epoch: int):
+def _optimizer(model: Network, spec, phase: Phase, steps_per_epoch: int):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=phase.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
                           nesterov=spec.momentum > 0)
@@ -62,7 +62,7 @@ def _optimizer(model: VGG, spec, phase: Phase, steps_per_epoch: int):
 
 
 @torch.no_grad()
-def accuracy(model: VGG, split, device, batch_size: int = 500) -> float:
+def accuracy(model: Network, split, device, batch_size: int = 500) -> float:
     """Eval-mode float32 accuracy (the monitoring curve; the exact figures: ``dse.train.evaluate.measure``)."""
     was_training = model.training
     model.eval()
@@ -85,7 +85,7 @@ class TrainState:
         self.stages: dict[str, float] = {}
         self.seconds = 0.0
 
-    def save(self, path: Path, model: VGG, opt, sched, gen: torch.Generator) -> None:
+    def save(self, path: Path, model: Network, opt, sched, gen: torch.Generator) -> None:
         doc = {"format": STATE_FORMAT, "spec": self.spec.to_dict(), "phase": self.phase, "epoch": self.epoch,
                "folded": model.folded, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "opt": opt.state_dict() if opt else None, "sched": sched.state_dict() if sched else None,
@@ -107,7 +107,7 @@ class TrainState:
         return state, doc
 
 
-def run(model: VGG, train, spec, device, out: Path, *, monitor=None, validation=None, on_epoch=None,
+def run(model: Network, train, spec, device, out: Path, *, monitor=None, validation=None, on_epoch=None,
         progress: bool = True, log=print) -> TrainState:
     """Train ``model`` in place through every phase of ``spec``, resuming from ``out/train_state.pt``.
 
@@ -174,7 +174,7 @@ def _calibration(train, spec, device) -> torch.Tensor | None:
     return subset(train, CALIBRATION_IMAGES).images.to(device).float() / 2**PIXEL_FRACTION_BITS
 
 
-def _fold(model: VGG, spec, state: TrainState, monitor, device, calibration: torch.Tensor | None) -> None:
+def _fold(model: Network, spec, state: TrainState, monitor, device, calibration: torch.Tensor | None) -> None:
     if monitor is not None:
         state.stages["before_fold"] = accuracy(model, monitor, device)
     fold_batchnorm(model.eval(), calibration, into="thresholds" if spec.fold == "thresholds" else "weights")

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 from dse.data.dataset import Dataset
 from dse.data.registry import DATASET_NAMES
-from dse.network.registry import NETWORK_NAMES as MODEL_NAMES, build_model
-from dse.network.resnet import RESNET_CONFIGS
-from dse.network.vgg import VGG
+from dse.network.registry import FAMILY, NETWORKS, Network, build_model
 from dse.util.errors import UserError
 from hwmodel import brief, spike_code
 
@@ -67,7 +65,7 @@ class TrainSpec:
     coarse_labels: bool = False  # CIFAR-100 only
 
     def __post_init__(self) -> None:
-        choices = {"dataset": DATASET_NAMES, "model": MODEL_NAMES, "activation": ("cat", "relu"),
+        choices = {"dataset": DATASET_NAMES, "model": tuple(NETWORKS), "activation": ("cat", "relu"),
                    "rounding": spike_code.ROUNDINGS, "first_layer": ("pixels", "ttfs"), "pool": ("max", "avg"),
                    "schedule": ("onecycle", "cosine"), "weights": ("auto", "log", "float"),
                    "theta": ("auto", "fixed", "learned"), "fold": ("thresholds", "corrected", "plain")}
@@ -90,7 +88,7 @@ class TrainSpec:
                 raise UserError(f"train.{f.name}: must be >= {minimum[f.name]}, got {value!r}")
         if not -2**63 <= self.seed < 2**64:  # what torch's generators take
             raise UserError(f"train.seed: must fit in 64 bits, got {brief(self.seed)}")
-        if self.model in RESNET_CONFIGS and not (self.activation == "cat" and self.log_weights):
+        if FAMILY[self.model].CAT_ONLY and not (self.activation == "cat" and self.log_weights):
             raise UserError(f"train.model: {self.model} trains with CAT and log weights only (its SNN is exact); "
                             f"got activation {self.activation!r}, weights {self.weights!r}")
         if self.pretrain_epochs > self.epochs:
@@ -156,7 +154,7 @@ class TrainSpec:
             raise UserError(where + message[len("train"):] if message.startswith("train.") else message) from None
 
 
-def build_for(spec: TrainSpec, data: Dataset) -> VGG:
+def build_for(spec: TrainSpec, data: Dataset) -> Network:
     return build_model(spec.model, data.num_classes, data.in_channels, data.input_size, width=spec.width,
                        activation=spec.activation, weight_bits=spec.weight_bits if spec.log_weights else None,
                        time_window=spec.time_window, steps_per_octave=spec.steps_per_octave, rounding=spec.rounding,
