@@ -207,3 +207,21 @@ def test_odin_synapse_words_are_counted_as_its_rtl_counts_them():
     out = evaluate(arch_fields(hwmodel.load_arch("odin")), layer_table(small), ert.calibration(), detail=True)
     assert float(np.sum(out["sops"])) == 64.0
     assert float(np.sum(out["weight_accesses"])) == 16.0
+
+
+def test_uncalibrated_validation_does_not_move_with_the_paper_presets_operating_point(monkeypatch):
+    """ODIN and TrueNorth inherit every field they do not set from the paper preset: at the library's own constants
+    their ratios must not depend on the paper's (unpublished) clock and supply, which only the calibration reads."""
+    from hwmodel import arch
+
+    others = [t for t in validation.TARGETS if t.preset != "paper"]
+    before = [validation.model_value(t, ert.UNCALIBRATED) for t in others]
+    original = arch.load_arch
+
+    def slow_paper(spec, root=None):
+        base = original(spec, root)
+        return hwmodel.with_fields(base, clock_mhz=100.0, supply_v=0.6) if spec == "paper" else base
+
+    monkeypatch.setattr(arch, "load_arch", slow_paper)
+    assert arch.load_arch("paper").clock_mhz == 100.0   # the patch reaches the presets' base
+    assert [validation.model_value(t, ert.UNCALIBRATED) for t in others] == before
