@@ -416,7 +416,13 @@ def _evaluate(f, t, cal, exact, detail):
                    dram_bits=dram_bits, resident=resident, spike_reads=spike_reads, volts=volts[..., 0],
                    acc_bits=acc[..., 0], acc_min=acc_min[..., 0], banks_vmem=banks_v[..., 0],
                    banks_weight=banks_w[..., 0], bank_cycles=bank_cycles, sop_pj=sop_pj * logic,
-                   weight_accesses=w_reads * w_rw)
+                   weight_accesses=w_reads * w_rw,
+                   # per-memory counts and per-access prices (pJ, at this config's supply and calibration), for
+                   # cross-checks against other models (benchmarks/zigzag_crosscheck.py): Vmem reads = writes
+                   vmem_accesses=vmem_rw, spike_writes=spike_writes,
+                   weight_writes=w_words * (ert.CACTI_WIDTH_BITS / w_port),
+                   access_pj={name: (m[0] * sram, m[1] * sram)
+                              for name, m in (("vmem", mac_v), ("weight", mac_w), ("spike", mac_s))})
     return out
 
 
