@@ -210,7 +210,13 @@ def _evaluate(f, t, cal, exact, detail):
                    dram_bits=s.dram_bits, resident=s.resident, spike_reads=s.spike_reads, volts=s.volts[..., 0],
                    acc_bits=s.acc[..., 0], acc_min=s.acc_min[..., 0], banks_vmem=s.banks_v[..., 0],
                    banks_weight=s.banks_w[..., 0], bank_cycles=s.bank_cycles, sop_pj=s.sop_pj * s.logic,
-                   weight_accesses=s.w_reads * s.w_rw)
+                   weight_accesses=s.w_reads * s.w_rw,
+                   # per-memory counts and per-access prices (pJ, at this config's supply and calibration), for
+                   # cross-checks against other models (benchmarks/zigzag_crosscheck.py): Vmem reads = writes
+                   vmem_accesses=s.vmem_rw, spike_writes=s.spike_writes,
+                   weight_writes=s.w_words * (ert.CACTI_WIDTH_BITS / s.w_port),
+                   access_pj={name: (m[0] * s.sram, m[1] * s.sram)
+                              for name, m in (("vmem", s.mac_v), ("weight", s.mac_w), ("spike", s.mac_s))})
     return out
 
 
