@@ -63,15 +63,13 @@ asserts every formula against both tools' counts):
   output, 4 % at conv1_1 (C = 3), under 0.2 % elsewhere.
 - weight_sram writes and DRAM weights: each weight streamed in once, equal. hwmodel's DRAM also carries
   conv1_1's pixels and the spilled events (spill > 0: conv1_x, conv2_x, conv3_2, conv3_3).
-- weight_sram reads: the dataflows agree (a register reload per MAC), the counts do not: hwmodel charges
-  all 256 PE registers for every round of every spike, E P R x 256 weights, against ZigZag's one per MAC.
-  hwmodel / ZigZag = (256 R P / 9K) x ((S+2)/S)^2: idle lanes in a pass's last round (and uneven groups),
-  times border inputs, which have fewer than 9 valid taps yet reload every lane. That is 1.4x to 4.4x
-  (4 from the border alone at 2 x 2; on hwmodel's native workload that factor is 9 S^2 / (3S-2)^2, 1.04 to
-  2.25): an overcount in hwmodel's simplification, not a different dataflow.
-- w_reg: ZigZag counts the reload (a write) and the read per MAC; hwmodel's weight_register term prices the
-  read only: 2x. hwmodel omits the register write of a reloaded weight (0.04 pJ a MAC, 2 % of the on-chip
-  energy compared here).
+- weight_sram reads: the dataflows agree (a register reload per MAC). hwmodel loads every lane a spike visits,
+  E P ceil(K/P) 9 weights, against ZigZag's one per MAC: hwmodel / ZigZag = ((S+2)/S)^2 (uneven groups aside),
+  the border inputs, which have fewer than 9 valid taps yet reload every lane (on hwmodel's native workload
+  that factor is 9 S^2 / (3S-2)^2). This cross-check first found hwmodel charging all 256 PE registers on every
+  round, a pass's idle last-round lanes included (1.4x to 4.4x): fixed in hwmodel since.
+- w_reg: ZigZag counts the reload (a write) and the read per MAC; hwmodel now prices both too (it priced the
+  read only until this cross-check).
 - act_sram reads: the dataflows differ (scatter vs gather, above). hwmodel reads an event P R times, ZigZag
   an activation 9 K / K_sp times (once per tap per channel group): ZigZag / hwmodel = 9 K S^2 / (K_sp (S+2)^2 P R),
   1.15 to 3.2. Writes: one per output in both. The energies differ further in the layers that spill:
@@ -80,13 +78,13 @@ asserts every formula against both tools' counts):
 Verdict (the goal: within 25 % per layer where the dataflows agree). Within 25 % in all 13 layers: MACs and
 MAC energy; Vmem reads, writes and energy; weight SRAM writes; activation writes; DRAM weight bits (and the
 DRAM energy where hwmodel spills nothing: conv3_1, conv4_x, conv5_x). The on-chip sum of the compared terms
-is within 25 % in 10 of 13 layers (0.80 to 0.97; conv5_x 0.65, from the weight reloads). Outside 25 %, with
+is within 25 % in 10 of 13 layers (0.80 to 1.06; conv5_x 0.64: the border inputs' weight reloads). Outside 25 %, with
 the cause: activation reads in all layers but conv3_1 (the dataflows differ; ZigZag cannot express the
-scatter); weight SRAM reads and the weight register (the dataflows agree, hwmodel's counts do not); the
-activation SRAM and DRAM energies of the layers hwmodel spills. Two findings about hwmodel itself: it charges
-weight reloads for all 256 PEs in every round of every spike, so a pass's partly filled last round and the
-border inputs' missing taps are paid for (1.4x to 4.4x the reloads the MACs need; in the 2 x 2 layers the
-weight SRAM then outweighs the Vmem); and it prices no write of a reloaded weight register.
+scatter); weight SRAM reads and register writes past conv2 (the explicit border: every border input reloads
+all 9 taps' lanes in hwmodel); the
+activation SRAM and DRAM energies of the layers hwmodel spills. Two findings about hwmodel itself, both fixed since:
+it charged weight reloads for all 256 PEs in every round of every spike (a pass's partly filled last round
+included: up to 4.4x the reloads the MACs need), and it priced no write of a reloaded weight register.
 """
 
 from __future__ import annotations
@@ -184,8 +182,8 @@ def hwmodel_half() -> dict:
             "vmem": {"reads": at(out["vmem_accesses"], i), "writes": at(out["vmem_accesses"], i)},
             "weight_sram": {"reads": at(out["weight_accesses"], i), "writes": at(out["weight_writes"], i)},
             "act_sram": {"reads": at(out["spike_reads"], i), "writes": at(out["spike_writes"], i)},
-            # the PE reads its weight register once per SOP; hwmodel prices no write (see the notes)
-            "w_reg": {"reads": at(out["sops"], i), "writes": 0.0},
+            # the PE reads its weight register once per SOP and writes each weight loaded into it
+            "w_reg": {"reads": at(out["sops"], i), "writes": at(out["register_loads"], i)},
             "dram_bits": at(out["dram_bits"], i),
             "pj": {"mac": at(energy["datapath"], i), "w_reg": at(energy["weight_register"], i),
                    "vmem": at(energy["vmem_sram"], i), "weight_sram": at(energy["weight_sram"], i),
@@ -193,7 +191,7 @@ def hwmodel_half() -> dict:
                    "other": sum(at(energy[t], i) for t in costs.NAMES if t not in compared)},
         })
     scalar = {key: float(np.squeeze(out[key])) for key in ("acc_bits", "volts", "banks_vmem", "banks_weight", "sop_pj")}
-    reg_pj = layers[0]["pj"]["w_reg"] / layers[0]["w_reg"]["reads"]   # hwmodel's charge per register access
+    reg_pj = layers[0]["pj"]["w_reg"] / (layers[0]["w_reg"]["reads"] + layers[0]["w_reg"]["writes"])  # per access
     price = {name: tuple(float(np.squeeze(p)) for p in pair) for name, pair in out["access_pj"].items()}
     return {"arch": {"name": arch.name, "datapath": arch.datapath, "weight_bits": arch.weight_bits,
                      "acc_bits": int(scalar["acc_bits"]), "pe": [arch.pe_rows, arch.pe_cols], "volts": scalar["volts"],
@@ -415,8 +413,11 @@ def hwmodel_formulas(h: dict, layer: dict, spec: dict) -> dict:
     visits = n["events"] * h["passes"] * h["rounds"]   # an input event is read once per round of every pass
     out = {"MACs": (h["macs"], n["macs"]),
            "Vmem reads (= writes)": (h["vmem"]["reads"], n["macs"] + n["outputs"]),
-           "weight SRAM reads": (h["weight_sram"]["reads"], visits * pe * wb / word),
+           # every lane a spike visits loads its weight: ceil(K / P) output channels x 9 taps per pass
+           "weight SRAM reads": (h["weight_sram"]["reads"],
+                                 n["events"] * h["passes"] * math.ceil(layer["k"] / h["passes"]) * 9 * wb / word),
            "weight SRAM writes": (h["weight_sram"]["writes"], n["weights"] * wb / word),
+           "register writes": (h["w_reg"]["writes"], n["events"] * h["passes"] * math.ceil(layer["k"] / h["passes"]) * 9),
            "spike SRAM reads": (h["act_sram"]["reads"], visits),
            "spike SRAM writes": (h["act_sram"]["writes"], n["outputs"])}
     if h["spill"] == 0 and layer is not spec["layers"][0]:   # no spilled events, no pixels: weights only

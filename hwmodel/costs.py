@@ -27,7 +27,8 @@ TERMS = (
     Term("datapath", "compute", "synaptic operation (SOP); an add layer's shortcut spike is one accumulate",
          "log: exponent add + shift + accumulate; int: n x n multiply + accumulate",
          "Horowitz ISSCC 2014 (x0.51 to 28 nm); ISAAC shift = 0.75 add"),
-    Term("weight_register", "compute", "SOP (the PE reads its weight register)", "weight_bits x register bit",
+    Term("weight_register", "compute", "SOP (the PE reads its weight register); weight bit loaded into a register "
+         "(a write)", "weight_bits x register bit",
          "Aladdin 40 nm register 0.009 pJ/bit"),
     Term("fire", "compute", "output neuron of a spiking layer",
          "compare: T compares of the Vmem width; lod: one leading-one detect (~one compare)",

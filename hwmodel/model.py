@@ -210,7 +210,7 @@ def _evaluate(f, t, cal, exact, detail):
                    dram_bits=s.dram_bits, resident=s.resident, spike_reads=s.spike_reads, volts=s.volts[..., 0],
                    acc_bits=s.acc[..., 0], acc_min=s.acc_min[..., 0], banks_vmem=s.banks_v[..., 0],
                    banks_weight=s.banks_w[..., 0], bank_cycles=s.bank_cycles, sop_pj=s.sop_pj * s.logic,
-                   weight_accesses=s.w_reads * s.w_rw,
+                   weight_accesses=s.w_reads * s.w_rw, register_loads=s.reg_load_bits / s.wb,
                    # per-memory counts and per-access prices (pJ, at this config's supply and calibration), for
                    # cross-checks against other models (benchmarks/zigzag_crosscheck.py): Vmem reads = writes
                    vmem_accesses=s.vmem_rw, spike_writes=s.spike_writes,
@@ -354,18 +354,21 @@ def _actions(s) -> None:
     s.fire_cmp_bits = np.where(s.lod, acc * (1.0 + (k > 1)), s.steps * acc)
     s.w_words = np.where(s.streamed, s.w_bits, 0.0) * (1.0 / ert.CACTI_WIDTH_BITS / s.batch)   # streamed, per inference
     # Weight reads into PE registers: once per batch when a channel's lanes fit the PEs (one round); with
-    # several rounds the registers cycle, so every spike reloads the weights of every round it visits.
+    # several rounds the registers cycle, so every spike reloads the weights of every lane it visits (its last
+    # round's idle PEs load nothing: the ZigZag cross-check found them charged).
     # A crossbar core (synapse_word_bits > 0) instead reads each synapse word of the weight SRAM once for the
     # synapse_word_bits / weight_bits neurons whose synapses it holds, and writes it back (ODIN's controller.v,
     # state POP_NEUR: the synapse array's chip select once per 8 neurons, a read then a write of the 32-bit word).
     busy = np.minimum(s.pe_safe, s.lanes)
-    w_read_bits = np.where(s.rounds > 1, s.spike_reads * busy, t.weights * (1.0 / s.batch)) * wb   # no weights: 0
+    w_read_bits = np.where(s.rounds > 1, t.s_in * s.passes * s.lanes, t.weights * (1.0 / s.batch)) * wb  # none: 0
     # per-channel threshold registers load with the layer's weights, once per batch
     w_read_bits = w_read_bits + t.thr_words * (ert.THRESHOLD_REGISTER_BITS / s.batch)
+    s.reg_load_bits = w_read_bits   # what the registers take in (written): none where no weight sits in a register
     w_width = np.minimum(busy * wb, float(ert.CACTI_WIDTH_BITS))
     s.w_rw = 1.0   # accesses per word read: 2 where the word is written back
     if _any(syn > 0):   # skipped when no config reads synapse words: the search's common case
         w_read_bits = np.where(syn > 0, s.weight_sops * wb, w_read_bits)
+        s.reg_load_bits = np.where(syn > 0, 0.0, s.reg_load_bits)
         w_width = np.where(syn > 0, syn, w_width)
         s.w_rw = np.where((syn > 0) & ~nmaj, 2.0, 1.0)   # a neuron-major core's synapse rows are only read
     # Vmem accesses of the neuron word: a read and a write per SOP, plus the init write and fire read per
@@ -376,6 +379,7 @@ def _actions(s) -> None:
         # synapse bits, one access), one neuron-word read and one potential write; no memory access per SOP
         row_bits = t.fanin * np.maximum(syn, 1.0)
         w_read_bits = np.where(nmaj, t.vmem_init * 0.5 * row_bits, w_read_bits)
+        s.reg_load_bits = np.where(nmaj, 0.0, s.reg_load_bits)
         w_width = np.where(nmaj, np.maximum(row_bits, 1.0), w_width)
         s.vmem_rw = np.where(nmaj, t.vmem_init * 0.5, s.vmem_rw)   # the potential written back in the word's port
         vmem_bus_bits = np.where(nmaj, t.vmem_init * 0.5 * (s.word + acc), vmem_bus_bits)
@@ -422,7 +426,8 @@ def _datapath(s):
 
 
 def _weight_register(s):
-    return s.weight_sops * (s.logic * s.wb * ert.REG_PJ_PER_BIT)
+    """A read of the weight per SOP, and a write of every weight loaded into a register."""
+    return (s.weight_sops * s.wb + s.reg_load_bits) * (s.logic * ert.REG_PJ_PER_BIT)
 
 
 def _fire(s):

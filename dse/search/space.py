@@ -278,7 +278,7 @@ def _workload(spec: Any, path: str, directory: Path) -> tuple[StudyWorkload, Any
         raise _fail(f"{path}.dataset", f"unknown dataset {brief(spec['dataset'])}; choose one of "
                                        f"{', '.join(DATASET_NAMES)}")
     model = spec.get("model", "small_vgg")
-    if model not in NETWORKS:
+    if not isinstance(model, str) or model not in NETWORKS:
         raise _fail(f"{path}.model", f"unknown model {brief(model)}; choose one of {', '.join(NETWORKS)}")
     train = _optional(spec, "train", {})
     _check_keys(train, f"{path}.train", TRAIN_FIELDS - {"dataset", "model"})
