@@ -19,8 +19,10 @@ organization there, or refuses the size) the array is priced as a register file 
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
+import math
 from importlib import resources
 
 import numpy as np
@@ -136,6 +138,8 @@ def sram(kib, width_bits, ports: int = 1, cell: str = "lstp"):
     if cell not in CELLS or ports not in PORTS:
         raise ValueError(f"cell must be one of {CELLS} and ports one of {PORTS}, not {cell!r}, {ports!r}")
     kib, width = np.broadcast_arrays(np.asarray(kib, dtype=float), np.asarray(width_bits, dtype=float))
+    if kib.size == 1:   # one bank (a scalar estimate): the same interpolation in Python floats, ~20x faster
+        return tuple(np.full(kib.shape, v) for v in _sram_one(float(kib.flat[0]), float(width.flat[0]), ports, cell))
     lw_knots, lk_knots, grids = _grids()
     g = grids[(cell, ports)]
     floor = min_cacti_kib(width)
@@ -159,4 +163,38 @@ def sram(kib, width_bits, ports: int = 1, cell: str = "lstp"):
     empty = kib <= 0
     if empty.any():
         read, write, leak, area, cycle = (np.where(empty, 0.0, x) for x in (read, write, leak, area, cycle))
+    return read, write, leak, area, cycle
+
+
+@functools.cache
+def _grid_lists(cell: str, ports: int):
+    """``_grids``' knots and values as Python lists, for ``_sram_one``."""
+    lw_knots, lk_knots, grids = _grids()
+    return lw_knots.tolist(), lk_knots.tolist(), grids[(cell, ports)].tolist()
+
+
+def _locate_one(knots: list[float], x: float) -> tuple[int, float]:
+    i = min(max(bisect.bisect_right(knots, x) - 1, 0), len(knots) - 2)
+    return i, (x - knots[i]) / (knots[i + 1] - knots[i])
+
+
+def _geo_one(v0: float, v1: float, t: float) -> float:
+    return v0 if t == 0 else v1 if t == 1 else v0 * (v1 / v0) ** t
+
+
+def _sram_one(kib: float, width: float, ports: int, cell: str) -> tuple[float, ...]:
+    """``sram`` for one bank, in Python floats: the same knots, the same formulas."""
+    if kib <= 0:
+        return (0.0,) * len(QUANTITIES)
+    lw_knots, lk_knots, g = _grid_lists(cell, ports)
+    floor = max(MIN_ROWS * width / 8.0, MIN_BYTES) / 1024.0
+    i, tw = _locate_one(lw_knots, math.log2(width))
+    j, tk = _locate_one(lk_knots, math.log2(max(kib, floor)))
+    read, write, leak, area, cycle = (_geo_one(_geo_one(q[i][j], q[i][j + 1], tk), _geo_one(q[i + 1][j], q[i + 1][j + 1], tk), tw)
+                                      for q in g)
+    if kib < floor:   # a register file
+        bits = kib * 8192.0
+        reg_leak = REG_LEAK_W_PER_BIT * (lstp_leak_factor() if cell == "lstp" else 1.0)
+        read = write = width * REG_PJ_PER_BIT
+        leak, area = bits * reg_leak, bits * REG_MM2_PER_BIT
     return read, write, leak, area, cycle
