@@ -231,3 +231,17 @@ def test_generator_reproduces_committed_rows():
                 assert float(row[q]) == pytest.approx(float(committed[q]), rel=1e-5), (size, width, q)
     row, why = generate.run_point(CACTI_DIR, 128, 64, 1, "lstp")      # 16 rows: CACTI finds no organization
     assert row is None and why
+
+
+def test_one_bank_is_priced_as_the_vector_path_prices_it() -> None:
+    """A scalar estimate takes ``sram``'s one-bank path (Python floats); it must give the vector path's prices,
+    on CACTI's table, between its points, beyond its ends and in the register-file range."""
+    rng = np.random.default_rng(0)
+    kib = np.exp(rng.uniform(np.log(0.01), np.log(8000.0), 200))
+    width = rng.choice([4.0, 8.0, 13.0, 29.0, 64.0, 100.0, 128.0, 300.0], 200)
+    for cell in memories.CELLS:
+        for ports in memories.PORTS:
+            many = memories.sram(kib, width, ports, cell)
+            for i in range(len(kib)):
+                one = memories.sram(np.array([kib[i]]), width[i], ports, cell)
+                assert [float(q[0]) for q in one] == pytest.approx([float(q[i]) for q in many], rel=1e-12, abs=0)
