@@ -146,3 +146,21 @@ search: {{mode: {mode}}}
         assert arch.time_window == 8 and arch.pe_rows == t.params["pe_rows"]
         energy = hwmodel.estimate(arch, hwmodel.load_workload(str(tmp_path / "spikes.json"))).energy_j * 1e6
         assert per["energy"] == pytest.approx(energy, rel=1e-12)
+
+
+def test_the_progress_line_the_final_line_and_status_count_the_same_front(tmp_path) -> None:
+    """Random draws from 4 designs repeat designs: the progress line counted every duplicate on the front
+    (Optuna's best_trials), the final line and ``dse status`` each design once."""
+    text = HW_SPACE.format(study="count", extra="sampler: {name: random, seed: 0}\nbudget: {n_trials: 12}").replace(
+        "pe_rows: [4, 8, 16]", "pe_rows: [4, 8]").replace("spike_sram_kib: [16, 64]", "spike_sram_kib: [64]")
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(text)
+    code, out, err = _dse("search", str(space_file), "--results-dir", str(tmp_path / "results"))
+    assert code == 0
+    progress = int(err.strip().splitlines()[-1].split("pareto ")[1].split()[0])
+    final = int(out.split(" Pareto-optimal trials")[0].split()[-1])
+    status = _dse("status", str(tmp_path / "results" / "count"))[1]
+    trials = completed(optuna.load_study(study_name="count",
+                                         storage=f"sqlite:///{tmp_path / 'results' / 'count' / 'study.db'}"))
+    assert sum("duplicate_of" in t.user_attrs for t in trials) > 0   # the draw did repeat designs
+    assert progress == final and f"Pareto front: {final} trials" in status
