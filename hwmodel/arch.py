@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,22 @@ def _from_mapping(data: Any, where: str, base: Arch | None, directory: Path, roo
 
 
 def presets() -> list[str]:
+    return list(_preset_names())
+
+
+@functools.cache   # package data: read once per process
+def _preset_names() -> tuple[str, ...]:
     folder = resources.files("hwmodel").joinpath("presets")
-    return sorted(p.name[:-5] for p in folder.iterdir()
-                  if p.name.endswith(".yaml") and p.name != "calibration.yaml")
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir()
+                        if p.name.endswith(".yaml") and p.name != "calibration.yaml"))
+
+
+@functools.cache   # an Arch is frozen: every caller may share the parsed preset (a search prices it per trial)
+def _preset(name: str) -> Arch:
+    where = f"preset {name}"
+    raw = resources.files("hwmodel").joinpath(f"presets/{name}.yaml").read_text()
+    return _from_mapping(read_yaml(raw, where), where, None, Path(), Path()) if name == "paper" else \
+        _from_mapping({"name": name, **read_yaml(raw, where)}, where, load_arch("paper"), Path(), Path())
 
 
 def read_yaml(text: str, where: str) -> Any:
@@ -94,11 +108,8 @@ def load_arch(spec: str | Path | dict, root: str | Path | None = None) -> Arch:
     if isinstance(spec, dict):
         return _from_mapping(spec, "arch", load_arch("paper"), Path(root or "."), Path(root or "."))
     text = str(spec)
-    if text in presets():
-        where = f"preset {text}"
-        raw = resources.files("hwmodel").joinpath(f"presets/{text}.yaml").read_text()
-        return _from_mapping(read_yaml(raw, where), where, None, Path(), Path()) if text == "paper" else \
-            _from_mapping({"name": text, **read_yaml(raw, where)}, where, load_arch("paper"), Path(), Path())
+    if text in _preset_names():
+        return _preset(text)
     if not is_file(Path(text)):
         raise ConfigError(f"arch: {brief(text)} is neither a preset ({', '.join(presets())}) nor a file"
                           f"{did_you_mean(text, presets())}")

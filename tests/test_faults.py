@@ -68,8 +68,7 @@ def test_worker_killed_mid_trial_is_retried_and_the_study_completes(tmp_path) ->
 def test_driver_killed_then_resumed_loses_nothing_repeats_nothing_and_reuses_the_cache(tmp_path) -> None:
     from dse.search.cache import cache_key, data_fingerprint
     from dse.search.space import load_space
-    from dse.search.trial import split_params
-    from dse.train.spec import TrainSpec
+    from dse.search.resolve import resolve
 
     # Setting the scene (a kill while a training runs) is retried once in a fresh directory: once, the test's own
     # poller raced the driver's schema set-up (now read-only until the study exists, tests/studies.py). What is
@@ -119,7 +118,7 @@ def test_driver_killed_then_resumed_loses_nothing_repeats_nothing_and_reuses_the
             assert rerun == []
             continue
         assert len(rerun) == 1 and rerun[0].params == t.params and rerun[0].state == COMPLETE
-        spec = TrainSpec.from_dict({**space.workloads[0].train, **split_params(space, t.params)[0]})
+        spec = resolve(space, t.params, space.workloads[0]).spec  # the network the trial trained
         # a network the killed run had finished training is priced from the cache, not trained again
         assert rerun[0].user_attrs["cached"] == (cache_key(spec, data_fingerprint(spec)) in trained_before)
     assert len({d.name for d in cache.iterdir() if (d / "metrics.json").is_file()}) == 6  # one training each
