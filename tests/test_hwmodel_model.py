@@ -122,7 +122,7 @@ def test_builtins_carry_the_committed_measurement():
     """Each built-in's firing is the committed spike file mapped onto VGG-16 (regenerable, not typed in)."""
     root = Path(__file__).resolve().parents[1]
     for name, source in [("vgg16-cifar10", "h100/vgg16/cat_log5_no_finetune_spikes.json"),
-                         ("vgg16-tiny-imagenet", "tiny-imagenet_small_vgg_cat_log5_spikes.json")]:
+                         ("vgg16-tiny-imagenet", "tiny200/vgg16_w025_cat_log5_spikes.json")]:
         shape, classes = BUILTINS[name]
         target = hwmodel.parse_workload(vgg16(name, shape, classes), name)
         mapped = map_activity(hwmodel.load_workload(root / "results/cat" / source), target)
