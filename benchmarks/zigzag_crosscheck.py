@@ -409,15 +409,15 @@ def layer_sizes(layer: dict) -> dict:
 def hwmodel_formulas(h: dict, layer: dict, spec: dict) -> dict:
     """hwmodel's counts as the notes state them: (observed, formula)."""
     n = layer_sizes(layer)
-    pe, wb, word = spec["pe"][0] * spec["pe"][1], spec["weight_bits"], spec["memories"]["weight_sram"]["port"]
+    wb, word = spec["weight_bits"], spec["memories"]["weight_sram"]["port"]
     visits = n["events"] * h["passes"] * h["rounds"]   # an input event is read once per round of every pass
+    # every lane a spike visits loads its weight: ceil(K / P) output channels x 9 taps per pass
+    loads = n["events"] * h["passes"] * math.ceil(layer["k"] / h["passes"]) * 9
     out = {"MACs": (h["macs"], n["macs"]),
            "Vmem reads (= writes)": (h["vmem"]["reads"], n["macs"] + n["outputs"]),
-           # every lane a spike visits loads its weight: ceil(K / P) output channels x 9 taps per pass
-           "weight SRAM reads": (h["weight_sram"]["reads"],
-                                 n["events"] * h["passes"] * math.ceil(layer["k"] / h["passes"]) * 9 * wb / word),
+           "weight SRAM reads": (h["weight_sram"]["reads"], loads * wb / word),
            "weight SRAM writes": (h["weight_sram"]["writes"], n["weights"] * wb / word),
-           "register writes": (h["w_reg"]["writes"], n["events"] * h["passes"] * math.ceil(layer["k"] / h["passes"]) * 9),
+           "register writes": (h["w_reg"]["writes"], loads),
            "spike SRAM reads": (h["act_sram"]["reads"], visits),
            "spike SRAM writes": (h["act_sram"]["writes"], n["outputs"])}
     if h["spill"] == 0 and layer is not spec["layers"][0]:   # no spilled events, no pixels: weights only

@@ -66,7 +66,6 @@ CACTI_AREA_TO_28NM = (28 / 32) ** AREA_EXPONENT
 # ASSUMPTION: an access narrower than the port costs a fixed part (decoder, word line, control) plus its share
 # of the bit lines; CACTI's breakdowns put the decoder at 20-40 % of a small array's read energy.
 SRAM_FIXED_FRAC = 0.3
-SRAM_CELLS = ("lstp", "hp")
 
 # --- off-chip memory: pJ/bit (interface included) and peak bandwidth --------------------------------------
 DRAM = {  # name: (pJ/bit, Gbit/s, source)

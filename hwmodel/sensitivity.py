@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from hwmodel import costs
 from hwmodel.arch import Arch, with_fields
 from hwmodel.report import estimate

@@ -14,7 +14,6 @@ import pytest
 import hwmodel
 from dse.search.reports import completed, distinct_designs, feasible, hypervolume_history
 from dse.search.resolve import resolve
-from dse.search.space import load_space
 from studies import HW_SPACE
 from test_correctness import _dse, _run
 

@@ -35,7 +35,7 @@ from dse.search.progress_line import clock
 from dse.search.ray_runner import RESULT_WAIT_S
 from dse.search.internals import add_finished
 from dse.search.reports import pareto_mask, to_minimization
-from dse.search.resolve import design, resolve
+from dse.search.resolve import design
 from dse.search.space import MAX_NESTED_GRID, SHARED_FIELDS, Param, SearchSpace
 from dse.search.sweep import price_grid
 from dse.search.outcomes import error_line
